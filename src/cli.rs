@@ -1,0 +1,266 @@
+//! The command line: `run`, `doctor`, `demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::launcher::{Isolation, Launcher, DEFAULT_UID_BASE};
+use crate::registry::Registry;
+use crate::sandbox::NetworkMode;
+use crate::statedir::StateDir;
+use crate::worker::process::ReplyLimits;
+
+/// Exit status when sessions cannot be isolated (or the command line is wrong).
+pub const EXIT_CANNOT_ISOLATE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "sessionvisor",
+    version,
+    about = "One isolated, sandboxed worker process per agent session"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read events as JSON lines on stdin; write one result line per event on stdout.
+    Run(RunArgs),
+    /// Report what this host supports and the isolation sessions will get.
+    Doctor(DoctorArgs),
+    /// Run the seed's session A/B story, isolated and then not, and show the difference.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub supervisor: SupervisorArgs,
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Python interpreter for the bundled echo agent.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+/// Isolation of sessions from each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationMode {
+    /// A sandboxed worker per session (the default).
+    Sandbox,
+    /// One shared unsandboxed worker for every session, as local tools run agents.
+    /// For comparison only.
+    None,
+}
+
+/// Options shared by every front that runs sessions.
+#[derive(Args, Debug, Clone)]
+pub struct SupervisorArgs {
+    /// Run a Python `handler(event, context)`: FILE.py:FUNC (FUNC defaults to handler).
+    #[arg(long, value_name = "FILE.py:FUNC", conflicts_with = "worker")]
+    pub handler: Option<String>,
+    /// Python interpreter for --handler.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    #[arg(long, value_enum, default_value_t = IsolationMode::Sandbox)]
+    pub isolation: IsolationMode,
+    /// `none` gives each session its own network namespace with only loopback.
+    #[arg(long, value_enum, default_value_t = NetworkMode::Host)]
+    pub network: NetworkMode,
+    /// Where session directories live [default: /run/sessionvisor as root,
+    /// $XDG_RUNTIME_DIR/sessionvisor or /tmp/sessionvisor-UID otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Skip the Landlock layer even where the kernel has it.
+    #[arg(long)]
+    pub no_landlock: bool,
+    /// As root: first host uid given to sessions (one uid per live session).
+    #[arg(long, default_value_t = DEFAULT_UID_BASE)]
+    pub uid_base: u32,
+    /// Longest a worker may take to answer one event (e.g. 90s, 15m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15m")]
+    pub event_timeout: Duration,
+    /// Largest event accepted, in bytes (AgentCore's payload limit is 100 MB).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_event_bytes: usize,
+    /// Largest reply frame accepted from a worker, in bytes.
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_response_bytes: usize,
+    /// How long a stopped worker gets to exit after its stdin closes.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub stop_grace: Duration,
+    /// The worker command, when not using --handler.
+    #[arg(last = true, value_name = "WORKER_CMD")]
+    pub worker: Vec<String>,
+}
+
+impl SupervisorArgs {
+    /// The worker's argv, with --handler expanded to the Python handler host.
+    pub fn worker_argv(&self) -> Result<Vec<String>, String> {
+        match (&self.handler, self.worker.is_empty()) {
+            (Some(spec), true) => {
+                let (file, function) = spec.rsplit_once(':').unwrap_or((spec.as_str(), "handler"));
+                let file =
+                    std::path::absolute(file).map_err(|e| format!("--handler {spec}: {e}"))?;
+                if !file.is_file() {
+                    return Err(format!("--handler {spec}: no such file {}", file.display()));
+                }
+                let host = handler_host_path()?;
+                Ok(vec![
+                    self.python.clone(),
+                    host,
+                    format!("{}:{function}", file.display()),
+                ])
+            }
+            (None, false) => Ok(self.worker.clone()),
+            (Some(_), false) => Err("give either --handler or a worker command, not both".into()),
+            (None, true) => Err(
+                "no worker: give --handler FILE.py:FUNC or a command after --, \
+                 e.g. `sessionvisor run -- sessionvisor-worker`"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Builds the launcher and proves the sandbox works before any event is read.
+    pub async fn launcher(&self) -> Result<Launcher, String> {
+        let argv = self.worker_argv()?;
+        let root = nix::unistd::geteuid().is_root();
+        let isolation = match self.isolation {
+            IsolationMode::None => {
+                eprintln!(
+                    "sessionvisor: WARNING: --isolation none: every session shares ONE unsandboxed \
+                     worker process, as local tools do. Memory and /tmp leak between sessions. \
+                     For comparison only."
+                );
+                Isolation::None
+            }
+            IsolationMode::Sandbox => Isolation::Sandbox {
+                init_exe: std::env::current_exe().map_err(|e| {
+                    format!("cannot find the sessionvisor binary to re-execute: {e}")
+                })?,
+                network: self.network,
+                landlock: !self.no_landlock,
+                uid_base: self.uid_base,
+            },
+        };
+        let base = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(StateDir::default_base);
+        let state = StateDir::open(&base, root).map_err(|e| e.to_string())?;
+        let limits = ReplyLimits {
+            max_line_bytes: self.max_response_bytes,
+            event_timeout: self.event_timeout,
+        };
+        let launcher = Launcher::new(argv, isolation, state, limits);
+        if let Err(reason) = launcher.probe().await {
+            let _ = launcher.remove_state();
+            return Err(format!(
+                "cannot isolate sessions on this host: {reason}\n\
+                 sessionvisor never runs sessions without isolation by itself. \
+                 Run `sessionvisor doctor` for the fix; `--isolation none` runs unisolated, \
+                 for comparison only."
+            ));
+        }
+        Ok(launcher)
+    }
+}
+
+/// The Python handler host: `$SESSIONVISOR_HANDLER_HOST`, else the file in the
+/// source tree this binary was built from.
+fn handler_host_path() -> Result<String, String> {
+    if let Some(path) = std::env::var_os("SESSIONVISOR_HANDLER_HOST") {
+        return Ok(path.to_string_lossy().into_owned());
+    }
+    let in_tree = concat!(env!("CARGO_MANIFEST_DIR"), "/worker/python/handler_host.py");
+    if std::path::Path::new(in_tree).is_file() {
+        return Ok(in_tree.to_string());
+    }
+    Err(
+        "cannot find worker/python/handler_host.py; set SESSIONVISOR_HANDLER_HOST to its path"
+            .into(),
+    )
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_CANNOT_ISOLATE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sessionvisor: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Doctor(args) => crate::doctor::run(args.json, args.state_dir).await,
+            Command::Demo(args) => crate::demo::run(&args.python).await,
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let launcher = match args.supervisor.launcher().await {
+        Ok(launcher) => launcher,
+        Err(message) => {
+            eprintln!("sessionvisor: {message}");
+            return ExitCode::from(EXIT_CANNOT_ISOLATE);
+        }
+    };
+    let registry = Registry::new(launcher, args.supervisor.stop_grace);
+    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    match crate::front::stdio::serve(
+        registry,
+        stdin,
+        tokio::io::stdout(),
+        args.supervisor.max_event_bytes,
+    )
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sessionvisor: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! One running worker: writes request frames to its stdin, reads reply frames
+//! from its stdout, and forwards its stderr to `tracing`.
+
+use std::collections::VecDeque;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::task::JoinHandle;
+
+use super::protocol::{Reply, ReplyFrame, RequestContext, RequestFrame};
+use crate::error::{ErrorKind, EventError};
+use crate::lines::{read_bounded_line, LineRead};
+use crate::sandbox::{EXIT_SETUP_FAILED, SETUP_FAILED_PREFIX};
+
+/// How many of the worker's last stderr lines an error report quotes.
+const STDERR_TAIL_LINES: usize = 10;
+
+/// A successful reply: the handler's result, or the chunks it streamed.
+#[derive(Debug)]
+pub struct Response {
+    pub result: Option<Box<RawValue>>,
+    /// `Some` when the handler streamed; the chunks in the order produced.
+    pub chunks: Option<Vec<Box<RawValue>>>,
+}
+
+/// An event that failed. `fatal` means the worker is dead or was killed and must
+/// be replaced before the session's next event.
+#[derive(Debug)]
+pub struct WorkerFault {
+    pub error: EventError,
+    pub fatal: bool,
+}
+
+impl WorkerFault {
+    fn fatal(kind: ErrorKind, message: String) -> Self {
+        WorkerFault {
+            error: EventError::new(kind, message),
+            fatal: true,
+        }
+    }
+}
+
+/// Limits a worker's replies must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyLimits {
+    pub max_line_bytes: usize,
+    pub event_timeout: Duration,
+}
+
+pub struct WorkerProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_task: Option<JoinHandle<()>>,
+    next_id: u64,
+    frame: Vec<u8>,
+    line: Vec<u8>,
+    pid: u32,
+    started: Instant,
+    limits: ReplyLimits,
+}
+
+impl WorkerProcess {
+    /// Starts `command` (stdio must be piped) and tags its stderr with `label`.
+    pub fn spawn(
+        mut command: tokio::process::Command,
+        label: Arc<str>,
+        limits: ReplyLimits,
+    ) -> std::io::Result<Self> {
+        let mut child = command.spawn()?;
+        let missing = || std::io::Error::other("child stdio was not piped");
+        let stdin = child.stdin.take().ok_or_else(missing)?;
+        let stdout = child.stdout.take().ok_or_else(missing)?;
+        let stderr = child.stderr.take().ok_or_else(missing)?;
+        let pid = child.id().unwrap_or(0);
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
+        let tail = Arc::clone(&stderr_tail);
+        let stderr_task = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(target: "sessionvisor::worker", session = %label, pid, "{line}");
+                if let Ok(mut tail) = tail.lock() {
+                    if tail.len() == STDERR_TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            }
+        });
+        Ok(WorkerProcess {
+            child,
+            stdin,
+            stdout: BufReader::with_capacity(64 * 1024, stdout),
+            stderr_tail,
+            stderr_task: Some(stderr_task),
+            next_id: 1,
+            frame: Vec::with_capacity(512),
+            line: Vec::with_capacity(512),
+            pid,
+            started: Instant::now(),
+            limits,
+        })
+    }
+
+    /// Host pid of the process the supervisor started (the sandbox's outer init,
+    /// or the worker itself without a sandbox).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Sends one event and waits for its reply.
+    pub async fn call(
+        &mut self,
+        event: &serde_json::Value,
+        session_id: &str,
+        request_id: &str,
+    ) -> Result<Response, WorkerFault> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let deadline_ms = unix_millis() + self.limits.event_timeout.as_millis() as u64;
+        let request = RequestFrame {
+            id,
+            event,
+            context: RequestContext {
+                session_id,
+                request_id,
+                deadline_ms,
+            },
+        };
+        self.frame.clear();
+        serde_json::to_writer(&mut self.frame, &request).map_err(|e| WorkerFault {
+            error: EventError::new(ErrorKind::BadRequest, format!("cannot encode event: {e}")),
+            fatal: false,
+        })?;
+        self.frame.push(b'\n');
+        let timeout = self.limits.event_timeout;
+        match tokio::time::timeout(timeout, self.exchange(id)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.kill().await;
+                Err(WorkerFault::fatal(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no reply within the event timeout of {}; the worker was killed",
+                        humantime::format_duration(timeout)
+                    ),
+                ))
+            }
+        }
+    }
+
+    async fn exchange(&mut self, id: u64) -> Result<Response, WorkerFault> {
+        if self.stdin.write_all(&self.frame).await.is_err() || self.stdin.flush().await.is_err() {
+            return Err(self.exited_fault().await);
+        }
+        let mut chunks: Option<Vec<Box<RawValue>>> = None;
+        loop {
+            let read =
+                read_bounded_line(&mut self.stdout, &mut self.line, self.limits.max_line_bytes)
+                    .await;
+            match read {
+                Ok(LineRead::Line) => {}
+                Ok(LineRead::Eof) | Err(_) => return Err(self.exited_fault().await),
+                Ok(LineRead::TooLong(size)) => {
+                    self.kill().await;
+                    return Err(WorkerFault::fatal(
+                        ErrorKind::ResponseTooLarge,
+                        format!(
+                            "the worker's reply frame exceeded --max-response-bytes ({} bytes, got at least {size}); the worker was killed",
+                            self.limits.max_line_bytes
+                        ),
+                    ));
+                }
+            }
+            let frame: ReplyFrame = match serde_json::from_slice(&self.line) {
+                Ok(frame) => frame,
+                Err(error) => {
+                    return Err(self
+                        .protocol_fault(format!("not a reply frame ({error})"))
+                        .await)
+                }
+            };
+            if frame.id != Some(id) {
+                return Err(self
+                    .protocol_fault(format!(
+                        "reply for id {:?} while waiting for id {id}",
+                        frame.id
+                    ))
+                    .await);
+            }
+            match frame.into_reply() {
+                Reply::Result(result) => return Ok(Response { result, chunks }),
+                Reply::StreamEnd => {
+                    return Ok(Response {
+                        result: None,
+                        chunks: Some(chunks.unwrap_or_default()),
+                    })
+                }
+                Reply::Chunk(chunk) => chunks.get_or_insert_with(Vec::new).push(chunk),
+                Reply::Error(failure) => {
+                    return Err(WorkerFault {
+                        error: EventError {
+                            kind: ErrorKind::HandlerError,
+                            message: failure.message.unwrap_or_default(),
+                            error_type: failure.error_type,
+                            traceback: failure.traceback,
+                        },
+                        fatal: false,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn protocol_fault(&mut self, what: String) -> WorkerFault {
+        let preview: String = String::from_utf8_lossy(&self.line)
+            .chars()
+            .take(200)
+            .collect();
+        self.kill().await;
+        WorkerFault::fatal(
+            ErrorKind::ProtocolError,
+            format!("worker wrote a non-protocol line to stdout: {what}: {preview:?}; the worker was killed"),
+        )
+    }
+
+    /// Builds the report for a worker that went away: its exit status and the last
+    /// lines of its stderr, or the sandbox's own explanation if setup failed.
+    async fn exited_fault(&mut self) -> WorkerFault {
+        let status = self.wait_exit(Duration::from_secs(5)).await;
+        let tail = self.stderr_tail();
+        if status.and_then(|s| s.code()) == Some(EXIT_SETUP_FAILED) {
+            if let Some(reason) = tail.iter().find(|l| l.starts_with(SETUP_FAILED_PREFIX)) {
+                return WorkerFault::fatal(ErrorKind::SpawnFailed, reason.clone());
+            }
+        }
+        let mut message = format!(
+            "the worker exited in the middle of the event ({})",
+            describe(status)
+        );
+        if !tail.is_empty() {
+            message.push_str("; last stderr lines: ");
+            message.push_str(&tail.join(" | "));
+        }
+        WorkerFault::fatal(ErrorKind::WorkerExited, message)
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`) and for its
+    /// stderr to drain, so [`Self::stderr_tail`] holds its last words.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                self.kill().await;
+                None
+            }
+        };
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        status
+    }
+
+    /// The last lines the worker wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr_tail
+            .lock()
+            .map(|tail| tail.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Ends the worker: closes its stdin (a well-behaved worker exits on EOF),
+    /// waits up to `grace`, then kills it.
+    pub async fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
+        drop(self.stdin);
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = self.child.start_kill();
+                self.child.wait().await.ok()
+            }
+        };
+        if let Some(task) = self.stderr_task.take() {
+            task.abort();
+        }
+        status
+    }
+}
+
+/// "exit status 3", "killed by signal 9 (SIGKILL)". Our sandbox init reports a
+/// worker's death by signal N as exit status 128+N, as shells do.
+pub fn describe(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(status) = status else {
+        return "exit status unknown".into();
+    };
+    let signal = status.signal().or_else(|| {
+        status
+            .code()
+            .filter(|c| (129..160).contains(c))
+            .map(|c| c - 128)
+    });
+    match (signal, status.code()) {
+        (Some(signal), _) => {
+            let name = nix::sys::signal::Signal::try_from(signal)
+                .map(|s| s.as_str())
+                .unwrap_or("unknown");
+            format!("killed by signal {signal} ({name})")
+        }
+        (None, Some(code)) => format!("exit status {code}"),
+        (None, None) => "exit status unknown".into(),
+    }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
