@@ -89,7 +89,8 @@ impl Supervisor {
             .arg(format!("{ECHO_AGENT}:handler"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // The shared run's warning is the point of the table; keep the table clean.
+            .stderr(if isolation == "none" { Stdio::null() } else { Stdio::inherit() })
             .kill_on_drop(true)
             .spawn()
             .context("starting `sessionvisor run`")?;
@@ -172,6 +173,10 @@ pub async fn run(python: &str) -> ExitCode {
         }
     };
     let shared = play(python, "none").await;
+    // The shared run wrote to the host's real /tmp, as local tools do; tidy up.
+    if std::fs::read_to_string("/tmp/session.txt").is_ok_and(|text| text == STORY[0].message) {
+        let _ = std::fs::remove_file("/tmp/session.txt");
+    }
 
     println!("\nThe seed's session A/B story, through `sessionvisor run --handler worker/examples/echo_agent.py`\n");
     println!(

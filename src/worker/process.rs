@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 
@@ -18,6 +18,8 @@ use crate::sandbox::{EXIT_SETUP_FAILED, SETUP_FAILED_PREFIX};
 
 /// How many of the worker's last stderr lines an error report quotes.
 const STDERR_TAIL_LINES: usize = 10;
+/// Longest stderr line kept; longer ones are logged as omitted.
+const MAX_STDERR_LINE: usize = 16 * 1024;
 
 /// A successful reply: the handler's result, or the chunks it streamed.
 #[derive(Debug)]
@@ -81,8 +83,16 @@ impl WorkerProcess {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         let tail = Arc::clone(&stderr_tail);
         let stderr_task = tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            // Raw bytes, bounded: a worker's subprocess may write anything, and a
+            // stalled reader would block the worker on its next stderr write.
+            let mut reader = BufReader::new(stderr);
+            let mut raw = Vec::new();
+            loop {
+                let line = match read_bounded_line(&mut reader, &mut raw, MAX_STDERR_LINE).await {
+                    Ok(LineRead::Line) => String::from_utf8_lossy(&raw).into_owned(),
+                    Ok(LineRead::TooLong(size)) => format!("<stderr line of {size} bytes omitted>"),
+                    Ok(LineRead::Eof) | Err(_) => break,
+                };
                 tracing::info!(target: "sessionvisor::worker", session = %label, pid, "{line}");
                 if let Ok(mut tail) = tail.lock() {
                     if tail.len() == STDERR_TAIL_LINES {
