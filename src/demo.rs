@@ -90,7 +90,11 @@ impl Supervisor {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // The shared run's warning is the point of the table; keep the table clean.
-            .stderr(if isolation == "none" { Stdio::null() } else { Stdio::inherit() })
+            .stderr(if isolation == "none" {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true)
             .spawn()
             .context("starting `sessionvisor run`")?;

@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(line, b"short");
         assert_eq!(
             read_bounded_line(&mut reader, &mut line, 8).await.unwrap(),
-            LineRead::TooLong(26)
+            LineRead::TooLong(25)
         );
         assert!(
             line.capacity() <= 16,

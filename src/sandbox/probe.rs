@@ -99,7 +99,7 @@ fn read_number(path: &str) -> Option<u64> {
 fn is_cgroup2(path: &Path) -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     nix::sys::statfs::statfs(path)
-        .map(|fs| fs.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|fs| fs.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
