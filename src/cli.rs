@@ -101,9 +101,21 @@ pub struct SupervisorArgs {
     /// Largest reply frame accepted from a worker, in bytes.
     #[arg(long, default_value_t = 100_000_000)]
     pub max_response_bytes: usize,
-    /// How long a stopped worker gets to exit after its stdin closes.
+    /// How long a stopped worker gets to exit after its stdin closes (then SIGKILL).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub stop_grace: Duration,
+    /// A session's worker is stopped after this long without events (AgentCore: 15m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15m")]
+    pub idle_timeout: Duration,
+    /// A session's worker is stopped this long after it started (AgentCore: 8h).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "8h")]
+    pub max_lifetime: Duration,
+    /// Most sessions alive at once; beyond it new sessions get too_many_sessions.
+    #[arg(long, default_value_t = 1000)]
+    pub max_sessions: usize,
+    /// On SIGTERM/SIGINT, how long events in flight may take to finish.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
     /// The worker command, when not using --handler.
     #[arg(last = true, value_name = "WORKER_CMD")]
     pub worker: Vec<String>,
@@ -134,6 +146,14 @@ impl SupervisorArgs {
                  e.g. `sessionvisor run -- sessionvisor-worker`"
                     .into(),
             ),
+        }
+    }
+
+    pub fn policy(&self) -> crate::session::SessionPolicy {
+        crate::session::SessionPolicy {
+            idle_timeout: self.idle_timeout,
+            max_lifetime: self.max_lifetime,
+            stop_grace: self.stop_grace,
         }
     }
 
@@ -179,6 +199,22 @@ impl SupervisorArgs {
             ));
         }
         Ok(launcher)
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; SIGTERM will not shut down gracefully");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }
 
@@ -247,16 +283,21 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_ISOLATE);
         }
     };
-    let registry = Registry::new(launcher, args.supervisor.stop_grace);
+    let registry = Registry::new(
+        launcher,
+        args.supervisor.policy(),
+        args.supervisor.max_sessions,
+    );
     let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    match crate::front::stdio::serve(
+    let served = crate::front::stdio::serve(
         registry,
         stdin,
         tokio::io::stdout(),
         args.supervisor.max_event_bytes,
-    )
-    .await
-    {
+        termination_signal(),
+        args.supervisor.shutdown_grace,
+    );
+    match served.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sessionvisor: {error:#}");

@@ -25,6 +25,12 @@ pub enum ErrorKind {
     ResponseTooLarge,
     /// The event exceeded `--max-event-bytes`; it was not read into memory.
     PayloadTooLarge,
+    /// A new session would exceed `--max-sessions`.
+    TooManySessions,
+    /// The session was stopped while the event was queued or running.
+    SessionStopped,
+    /// A per-session limit (memory, processes, /tmp size, open files) was hit.
+    ResourceExhausted,
     /// The supervisor is shutting down and takes no new events.
     ShuttingDown,
 }
@@ -40,6 +46,9 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::ResponseTooLarge => "response_too_large",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::TooManySessions => "too_many_sessions",
+            ErrorKind::SessionStopped => "session_stopped",
+            ErrorKind::ResourceExhausted => "resource_exhausted",
             ErrorKind::ShuttingDown => "shutting_down",
         }
     }

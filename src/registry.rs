@@ -3,42 +3,102 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, EventError};
 use crate::launcher::Launcher;
-use crate::session::{Invocation, Outcome, SessionTask, WorkerSlot};
+use crate::session::{
+    Command, EndReason, Invocation, Outcome, SessionInfo, SessionPolicy, SessionShared,
+    SessionState, SessionTask, WorkerSlot,
+};
+use crate::worker::ChunkSink;
 
-/// Routes events to sessions. Cheap to share: fronts hold an `Arc<Registry>`.
+/// Routes events to sessions. Fronts hold it behind an `Arc`.
 pub struct Registry {
+    core: Arc<RegistryCore>,
     launcher: Arc<Launcher>,
-    state: Mutex<RegistryState>,
     /// The one worker every session shares with `--isolation none`.
     shared_worker: Option<WorkerSlot>,
-    stop_grace: Duration,
+    policy: SessionPolicy,
+    max_sessions: usize,
+}
+
+/// The part of the registry session tasks reach back into.
+pub struct RegistryCore {
+    state: Mutex<RegistryState>,
+}
+
+struct Entry {
+    inbox: mpsc::UnboundedSender<Command>,
+    shared: Arc<SessionShared>,
 }
 
 struct RegistryState {
-    sessions: HashMap<Arc<str>, mpsc::UnboundedSender<Invocation>>,
+    sessions: HashMap<Arc<str>, Entry>,
+    /// Ids whose workers ended: how many instances they had and why the last
+    /// ended, so the next event can say it got a new instance.
+    history: HashMap<Arc<str>, (u32, EndReason)>,
     tasks: JoinSet<()>,
     closed: bool,
 }
 
+/// Why `stop` did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("no session with id {0:?}")]
+    NotFound(String),
+}
+
+impl RegistryCore {
+    /// Called by a session task with no worker: removes its entry if nothing is
+    /// queued for it. Dispatch sends under the same lock, so no event can slip
+    /// into an inbox that is about to be dropped.
+    pub(crate) fn remove_if_drained(
+        &self,
+        id: &Arc<str>,
+        shared: &Arc<SessionShared>,
+        inbox: &mpsc::UnboundedReceiver<Command>,
+        history: Option<(u32, EndReason)>,
+    ) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        if !inbox.is_empty() {
+            return false;
+        }
+        let ours = state
+            .sessions
+            .get(id)
+            .is_some_and(|entry| Arc::ptr_eq(&entry.shared, shared));
+        if ours {
+            state.sessions.remove(id);
+        }
+        if let Some(history) = history {
+            state.history.insert(Arc::clone(id), history);
+        }
+        true
+    }
+}
+
 impl Registry {
-    pub fn new(launcher: Launcher, stop_grace: Duration) -> Self {
+    pub fn new(launcher: Launcher, policy: SessionPolicy, max_sessions: usize) -> Self {
         let shared_worker = launcher.is_shared().then(WorkerSlot::default);
         Registry {
-            launcher: Arc::new(launcher),
-            state: Mutex::new(RegistryState {
-                sessions: HashMap::new(),
-                tasks: JoinSet::new(),
-                closed: false,
+            core: Arc::new(RegistryCore {
+                state: Mutex::new(RegistryState {
+                    sessions: HashMap::new(),
+                    history: HashMap::new(),
+                    tasks: JoinSet::new(),
+                    closed: false,
+                }),
             }),
+            launcher: Arc::new(launcher),
             shared_worker,
-            stop_grace,
+            policy,
+            max_sessions,
         }
     }
 
@@ -48,59 +108,169 @@ impl Registry {
         &self,
         session_id: &str,
         event: serde_json::Value,
+        chunks: Option<ChunkSink>,
     ) -> oneshot::Receiver<Outcome> {
         let (reply, outcome) = oneshot::channel();
-        let invocation = Invocation { event, reply };
-        let Ok(mut state) = self.state.lock() else {
-            let _ = invocation.reply.send(Err(EventError::new(
-                ErrorKind::ShuttingDown,
-                "the session registry is unavailable",
-            )));
-            return outcome;
+        let invocation = Invocation {
+            event,
+            chunks,
+            reply,
         };
-        if state.closed {
-            let _ = invocation.reply.send(Err(EventError::new(
-                ErrorKind::ShuttingDown,
-                "the supervisor is shutting down",
-            )));
-            return outcome;
-        }
-        let inbox = match state.sessions.get(session_id) {
-            Some(inbox) => inbox.clone(),
-            None => {
-                let id: Arc<str> = Arc::from(session_id);
-                let (inbox, receiver) = mpsc::unbounded_channel();
-                let worker = self.shared_worker.clone().unwrap_or_default();
-                let task = SessionTask::new(
-                    Arc::clone(&id),
-                    Arc::clone(&self.launcher),
-                    worker,
-                    receiver,
-                    self.stop_grace,
-                );
-                state.tasks.spawn(task.run());
-                state.sessions.insert(id, inbox.clone());
-                inbox
+        match self.inbox_for(session_id) {
+            Ok(inbox) => {
+                if let Err(mpsc::error::SendError(Command::Event(invocation))) =
+                    inbox.send(Command::Event(invocation))
+                {
+                    let _ = invocation.reply.send(Err(EventError::new(
+                        ErrorKind::ShuttingDown,
+                        "the session ended before the event could be queued",
+                    )));
+                }
             }
-        };
-        if let Err(mpsc::error::SendError(invocation)) = inbox.send(invocation) {
-            let _ = invocation.reply.send(Err(EventError::new(
-                ErrorKind::ShuttingDown,
-                "the session has ended",
-            )));
+            Err(error) => {
+                let _ = invocation.reply.send(Err(error));
+            }
         }
         outcome
     }
 
+    /// The inbox of a live session, or of a new one if the cap allows.
+    fn inbox_for(&self, session_id: &str) -> Result<mpsc::UnboundedSender<Command>, EventError> {
+        let mut state = self.core.state.lock().map_err(|_| {
+            EventError::new(
+                ErrorKind::ShuttingDown,
+                "the session registry is unavailable",
+            )
+        })?;
+        if state.closed {
+            return Err(EventError::new(
+                ErrorKind::ShuttingDown,
+                "the supervisor is shutting down",
+            ));
+        }
+        if let Some(entry) = state.sessions.get(session_id) {
+            return Ok(entry.inbox.clone());
+        }
+        if state.sessions.len() >= self.max_sessions {
+            return Err(EventError::new(
+                ErrorKind::TooManySessions,
+                format!(
+                    "{} sessions are live, the --max-sessions cap; stop one or wait for one to expire",
+                    state.sessions.len()
+                ),
+            ));
+        }
+        let id: Arc<str> = Arc::from(session_id);
+        let history = state.history.remove(&id);
+        let (inbox, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(SessionShared {
+            info: std::sync::Mutex::new(SessionInfo {
+                session_id: session_id.to_string(),
+                state: SessionState::Stopped,
+                instance: history.map_or(0, |h| h.0),
+                worker_pid: None,
+                started_at: None,
+                last_activity: None,
+                events: 0,
+            }),
+            cancel: CancellationToken::new(),
+            ended: watch::Sender::new(false),
+        });
+        let task = SessionTask::new(
+            Arc::clone(&id),
+            Arc::clone(&self.launcher),
+            Arc::clone(&self.core),
+            Arc::clone(&shared),
+            self.shared_worker.clone().unwrap_or_default(),
+            receiver,
+            self.policy,
+            history,
+        );
+        state.tasks.spawn(task.run());
+        state.sessions.insert(
+            id,
+            Entry {
+                inbox: inbox.clone(),
+                shared,
+            },
+        );
+        Ok(inbox)
+    }
+
+    /// Stops a session after the events already queued for it, and waits until
+    /// its worker is gone and its files deleted (the `run` front's control line).
+    pub async fn stop_after_queued(&self, session_id: &str) -> Result<(), StopError> {
+        let inbox = {
+            let state = self.core.state.lock().ok();
+            state.and_then(|s| s.sessions.get(session_id).map(|e| e.inbox.clone()))
+        };
+        let inbox = inbox.ok_or_else(|| StopError::NotFound(session_id.to_string()))?;
+        let (done, stopped) = oneshot::channel();
+        inbox
+            .send(Command::Stop(done))
+            .map_err(|_| StopError::NotFound(session_id.to_string()))?;
+        let _ = stopped.await;
+        Ok(())
+    }
+
+    /// Ends a session at once, aborting the event in flight and any open stream
+    /// (AgentCore's StopRuntimeSession), and waits until it is sanitized.
+    pub async fn stop_now(&self, session_id: &str) -> Result<(), StopError> {
+        let shared = {
+            let mut state = self.core.state.lock().ok();
+            state
+                .as_mut()
+                .and_then(|s| s.sessions.remove(session_id))
+                .map(|entry| entry.shared)
+        };
+        let shared = shared.ok_or_else(|| StopError::NotFound(session_id.to_string()))?;
+        shared.cancel.cancel();
+        let mut ended = shared.ended.subscribe();
+        let _ = ended.wait_for(|ended| *ended).await;
+        Ok(())
+    }
+
+    /// Ends every session at once, aborting events in flight (the end of a
+    /// shutdown grace period).
+    pub fn cancel_all(&self) {
+        if let Ok(state) = self.core.state.lock() {
+            for entry in state.sessions.values() {
+                entry.shared.cancel.cancel();
+            }
+        }
+    }
+
+    /// Every live session, sorted by id.
+    pub fn list(&self) -> Vec<SessionInfo> {
+        let mut sessions: Vec<SessionInfo> = self
+            .core
+            .state
+            .lock()
+            .map(|state| {
+                state
+                    .sessions
+                    .values()
+                    .filter_map(|entry| entry.shared.info.lock().ok().map(|i| i.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        sessions.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        sessions
+    }
+
     /// Number of sessions with a live task.
     pub fn session_count(&self) -> usize {
-        self.state.lock().map(|s| s.sessions.len()).unwrap_or(0)
+        self.core
+            .state
+            .lock()
+            .map(|s| s.sessions.len())
+            .unwrap_or(0)
     }
 
     /// Takes no new events, lets every session finish the events it has queued,
     /// stops every worker, and deletes every session's files.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        let mut tasks = match self.state.lock() {
+        let mut tasks = match self.core.state.lock() {
             Ok(mut state) => {
                 state.closed = true;
                 state.sessions.clear();
@@ -111,7 +281,7 @@ impl Registry {
         while tasks.join_next().await.is_some() {}
         if let Some(slot) = &self.shared_worker {
             if let Some(worker) = slot.lock().await.take() {
-                self.launcher.retire(worker, self.stop_grace).await;
+                self.launcher.retire(worker, self.policy.stop_grace).await;
             }
         }
         drop(self.shared_worker);

@@ -1,10 +1,14 @@
 //! `sessionvisor run`: events as JSON lines on stdin, one result line per event
 //! on stdout, tagged with the event's 1-based input line number (`seq`).
+//!
+//! A line whose only key is `"$sessionvisor"` is a control line (stop, list);
+//! events always carry `session_id`, so the two can never be confused.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -12,12 +16,16 @@ use super::validate_session_id;
 use crate::error::{ErrorKind, EventError};
 use crate::lines::{read_bounded_line, LineRead};
 use crate::registry::Registry;
-use crate::session::Outcome;
+use crate::session::{EndReason, Outcome};
 
 /// Events read ahead of their results; bounds memory when input outruns workers.
 const MAX_IN_FLIGHT: usize = 4096;
+/// Chunks buffered per streaming event before the worker is made to wait.
+const CHUNK_BUFFER: usize = 64;
+/// The key that marks a control line.
+pub const CONTROL_KEY: &str = "$sessionvisor";
 
-/// One line of `run` output.
+/// One line of `run` output for an event.
 #[derive(Serialize)]
 struct ResultLine<'a> {
     seq: u64,
@@ -29,26 +37,45 @@ struct ResultLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     streamed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    chunks: Option<&'a [Box<RawValue>]>,
+    chunks: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_instance: Option<NewInstance>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a EventError>,
+}
+
+/// Tells a client that its session id got a fresh worker (and an empty /tmp),
+/// as AgentCore provisions a new microVM for a stopped or expired id.
+#[derive(Serialize)]
+struct NewInstance {
+    instance: u32,
+    previous_ended: EndReason,
 }
 
 fn render(seq: u64, session_id: Option<&str>, outcome: &Outcome) -> String {
     let null = RawValue::from_string("null".into()).ok();
     let line = match outcome {
-        Ok(response) => ResultLine {
-            seq,
-            session_id,
-            ok: true,
-            response: match &response.chunks {
-                Some(_) => None,
-                None => response.result.as_deref().or(null.as_deref()),
-            },
-            streamed: response.chunks.as_ref().map(|_| true),
-            chunks: response.chunks.as_deref(),
-            error: None,
-        },
+        Ok(delivered) => {
+            let response = &delivered.response;
+            let streamed = response.chunks.is_some() || response.chunks_forwarded > 0;
+            ResultLine {
+                seq,
+                session_id,
+                ok: true,
+                response: if streamed {
+                    None
+                } else {
+                    response.result.as_deref().or(null.as_deref())
+                },
+                streamed: streamed.then_some(true),
+                chunks: streamed.then_some(response.chunks_forwarded),
+                new_instance: delivered.replaced.map(|previous_ended| NewInstance {
+                    instance: delivered.instance,
+                    previous_ended,
+                }),
+                error: None,
+            }
+        }
         Err(error) => ResultLine {
             seq,
             session_id,
@@ -56,53 +83,107 @@ fn render(seq: u64, session_id: Option<&str>, outcome: &Outcome) -> String {
             response: None,
             streamed: None,
             chunks: None,
+            new_instance: None,
             error: Some(error),
         },
     };
-    let mut text = serde_json::to_string(&line).unwrap_or_else(|e| {
+    to_line(&line, seq)
+}
+
+fn to_line(value: &impl Serialize, seq: u64) -> String {
+    let mut text = serde_json::to_string(value).unwrap_or_else(|e| {
         format!(r#"{{"seq":{seq},"ok":false,"error":{{"kind":"bad_request","message":"cannot encode result: {e}"}}}}"#)
     });
     text.push('\n');
     text
 }
 
-/// Why a line was rejected before reaching any session.
-fn parse_event(line: &[u8]) -> Result<(String, serde_json::Value), (Option<String>, String)> {
-    let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| (None, format!("invalid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = &value else {
-        return Err((None, "an event must be a JSON object".into()));
+/// A parsed input line.
+enum Input {
+    Event { session_id: String, event: Value },
+    Stop { session_id: String },
+    List,
+}
+
+/// Parses one line, or says why it is rejected before reaching any session.
+fn parse_line(line: &[u8]) -> Result<Input, String> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(map) = &value else {
+        return Err("an event must be a JSON object".into());
     };
+    if map.len() == 1 {
+        if let Some(control) = map.get(CONTROL_KEY) {
+            return parse_control(control);
+        }
+    }
     let session_id = match map.get("session_id") {
-        None => return Err((None, "missing session_id".into())),
-        Some(serde_json::Value::String(id)) => id.clone(),
-        Some(_) => return Err((None, "session_id must be a string".into())),
+        None => return Err("missing session_id".into()),
+        Some(Value::String(id)) => id.clone(),
+        Some(_) => return Err("session_id must be a string".into()),
     };
-    // Only echo back an id that passed validation: a bad id may be 100 MB or
-    // carry terminal escapes.
-    validate_session_id(&session_id).map_err(|reason| (None, reason))?;
-    Ok((session_id, value))
+    // Only a validated id is echoed back: a bad one may be huge or carry escapes.
+    validate_session_id(&session_id)?;
+    Ok(Input::Event {
+        session_id,
+        event: value,
+    })
+}
+
+fn parse_control(control: &Value) -> Result<Input, String> {
+    let op = control.get("op").and_then(Value::as_str);
+    match op {
+        Some("list") => Ok(Input::List),
+        Some("stop") => {
+            let session_id = control
+                .get("session_id")
+                .and_then(Value::as_str)
+                .ok_or("a stop control line needs a string session_id")?;
+            validate_session_id(session_id)?;
+            Ok(Input::Stop {
+                session_id: session_id.to_string(),
+            })
+        }
+        _ => Err(format!(
+            "unknown control line; expected {{\"{CONTROL_KEY}\": {{\"op\": \"stop\", \"session_id\": ..}}}} \
+             or {{\"{CONTROL_KEY}\": {{\"op\": \"list\"}}}}"
+        )),
+    }
 }
 
 /// Runs the stdio front until `input` ends, then shuts the registry down.
+///
+/// When `shutdown` resolves (SIGTERM, SIGINT), input stops being read; events
+/// in flight get `grace` to finish, then their sessions are stopped.
 pub async fn serve<R, W>(
     registry: Registry,
     mut input: R,
     output: W,
     max_event_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: std::time::Duration,
 ) -> anyhow::Result<()>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    tokio::pin!(shutdown);
+    let mut interrupted = false;
+    let registry = Arc::new(registry);
     let (lines_out, lines_in) = mpsc::unbounded_channel::<String>();
     let writer = tokio::spawn(write_lines(lines_in, output));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut pending = tokio::task::JoinSet::new();
     let mut line = Vec::with_capacity(1024);
     let mut seq: u64 = 0;
 
     loop {
-        let read = read_bounded_line(&mut input, &mut line, max_event_bytes).await?;
+        let read = tokio::select! {
+            read = read_bounded_line(&mut input, &mut line, max_event_bytes) => read?,
+            () = &mut shutdown => {
+                interrupted = true;
+                break;
+            }
+        };
         seq += 1;
         let reject = |kind: ErrorKind, message: String| {
             let outcome: Outcome = Err(EventError::new(kind, message));
@@ -123,28 +204,67 @@ where
             reject(ErrorKind::BadRequest, "empty line".into());
             continue;
         }
-        let (session_id, event) = match parse_event(&line) {
-            Ok(parsed) => parsed,
-            Err((_, reason)) => {
-                reject(ErrorKind::BadRequest, reason);
-                continue;
-            }
-        };
         let permit = Arc::clone(&in_flight).acquire_owned().await?;
-        let outcome = registry.dispatch(&session_id, event);
         let lines_out = lines_out.clone();
-        tokio::spawn(async move {
-            let outcome = outcome.await.unwrap_or_else(|_| {
-                Err(EventError::new(
-                    ErrorKind::ShuttingDown,
-                    "the session ended before replying",
-                ))
-            });
-            let _ = lines_out.send(render(seq, Some(&session_id), &outcome));
-            drop(permit);
-        });
+        match parse_line(&line) {
+            Err(reason) => reject(ErrorKind::BadRequest, reason),
+            Ok(Input::List) => {
+                let sessions = registry.list();
+                let _ = lines_out.send(to_line(
+                    &json!({"seq": seq, "ok": true, "control": "list", "sessions": sessions}),
+                    seq,
+                ));
+            }
+            Ok(Input::Stop { session_id }) => {
+                let registry = Arc::clone(&registry);
+                pending.spawn(async move {
+                    let line = match registry.stop_after_queued(&session_id).await {
+                        Ok(()) => json!({"seq": seq, "ok": true, "control": "stop", "session_id": session_id}),
+                        Err(error) => json!({"seq": seq, "ok": false, "control": "stop",
+                            "error": {"kind": "session_not_found", "message": error.to_string()}}),
+                    };
+                    let _ = lines_out.send(to_line(&line, seq));
+                    drop(permit);
+                });
+            }
+            Ok(Input::Event { session_id, event }) => {
+                let (chunk_sink, mut chunks) = mpsc::channel::<Box<RawValue>>(CHUNK_BUFFER);
+                let outcome = registry.dispatch(&session_id, event, Some(chunk_sink));
+                pending.spawn(async move {
+                    // Chunks go out as their own lines, with the event's seq, as they arrive.
+                    while let Some(chunk) = chunks.recv().await {
+                        let line = json!({"seq": seq, "session_id": session_id, "chunk": chunk});
+                        let _ = lines_out.send(to_line(&line, seq));
+                    }
+                    let outcome = outcome.await.unwrap_or_else(|_| {
+                        Err(EventError::new(
+                            ErrorKind::ShuttingDown,
+                            "the session ended before replying",
+                        ))
+                    });
+                    let _ = lines_out.send(render(seq, Some(&session_id), &outcome));
+                    drop(permit);
+                });
+            }
+        }
+        // Reap finished tasks so the set does not grow with the input.
+        while pending.try_join_next().is_some() {}
     }
 
+    if interrupted {
+        tracing::info!(grace = %humantime::format_duration(grace), "signal received: no more input; finishing events in flight");
+        let drained = tokio::time::timeout(grace, async {
+            while pending.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period over; stopping the sessions still busy");
+            registry.cancel_all();
+        }
+    }
+    while pending.join_next().await.is_some() {}
+    let registry = Arc::try_unwrap(registry)
+        .map_err(|_| anyhow::anyhow!("the registry is still shared at shutdown"))?;
     let shutdown = registry.shutdown().await;
     drop(lines_out);
     writer.await??;
@@ -171,10 +291,18 @@ async fn write_lines<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::Delivered;
+    use crate::worker::Response;
+
+    fn reason(line: &str) -> String {
+        match parse_line(line.as_bytes()) {
+            Err(reason) => reason,
+            Ok(_) => panic!("{line} was accepted"),
+        }
+    }
 
     #[test]
     fn bad_lines_are_named() {
-        let reason = |line: &str| parse_event(line.as_bytes()).unwrap_err().1;
         assert!(reason("{").starts_with("invalid JSON"));
         assert_eq!(reason("[1]"), "an event must be a JSON object");
         assert_eq!(reason("{}"), "missing session_id");
@@ -183,14 +311,41 @@ mod tests {
             "session_id must be a string"
         );
         assert_eq!(reason(r#"{"session_id": ""}"#), "session_id is empty");
-        assert!(parse_event(br#"{"session_id": "a", "x": 1}"#).is_ok());
+        assert!(
+            reason(r#"{"$sessionvisor": {"op": "reboot"}}"#).starts_with("unknown control line")
+        );
+        assert!(matches!(
+            parse_line(br#"{"session_id": "a", "x": 1}"#),
+            Ok(Input::Event { .. })
+        ));
+    }
+
+    #[test]
+    fn control_lines_cannot_be_mistaken_for_events() {
+        assert!(matches!(
+            parse_line(br#"{"$sessionvisor": {"op": "list"}}"#),
+            Ok(Input::List)
+        ));
+        assert!(matches!(
+            parse_line(br#"{"$sessionvisor": {"op": "stop", "session_id": "a"}}"#),
+            Ok(Input::Stop { .. })
+        ));
+        // An event that happens to carry the key is still an event.
+        assert!(matches!(
+            parse_line(br#"{"session_id": "a", "$sessionvisor": {"op": "list"}}"#),
+            Ok(Input::Event { .. })
+        ));
     }
 
     #[test]
     fn result_lines_have_the_documented_shape() {
-        let ok: Outcome = Ok(crate::worker::Response {
-            result: Some(RawValue::from_string(r#"{"a":1}"#.into()).unwrap()),
-            chunks: None,
+        let ok: Outcome = Ok(Delivered {
+            response: Response {
+                result: Some(RawValue::from_string(r#"{"a":1}"#.into()).unwrap()),
+                ..Response::default()
+            },
+            instance: 1,
+            replaced: None,
         });
         assert_eq!(
             render(3, Some("s"), &ok),

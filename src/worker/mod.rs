@@ -4,4 +4,4 @@
 pub mod process;
 pub mod protocol;
 
-pub use process::{Response, WorkerFault, WorkerProcess};
+pub use process::{ChunkSink, Response, WorkerFault, WorkerProcess};

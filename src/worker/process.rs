@@ -22,12 +22,19 @@ const STDERR_TAIL_LINES: usize = 10;
 const MAX_STDERR_LINE: usize = 16 * 1024;
 
 /// A successful reply: the handler's result, or the chunks it streamed.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Response {
     pub result: Option<Box<RawValue>>,
-    /// `Some` when the handler streamed; the chunks in the order produced.
+    /// `Some` when the handler streamed and no chunk sink was given: the chunks
+    /// in the order produced.
     pub chunks: Option<Vec<Box<RawValue>>>,
+    /// How many chunks went to the caller's sink as they arrived.
+    pub chunks_forwarded: usize,
 }
+
+/// Where streamed chunks go as they arrive. Bounded, so a slow client slows
+/// its own worker and nothing else.
+pub type ChunkSink = tokio::sync::mpsc::Sender<Box<RawValue>>;
 
 /// An event that failed. `fatal` means the worker is dead or was killed and must
 /// be replaced before the session's next event.
@@ -44,6 +51,13 @@ impl WorkerFault {
             fatal: true,
         }
     }
+}
+
+/// What happens to streamed chunks of the event in flight.
+enum ChunkTarget<'a> {
+    Collect,
+    Forward(&'a ChunkSink),
+    Discard,
 }
 
 /// Limits a worker's replies must respect.
@@ -133,6 +147,7 @@ impl WorkerProcess {
         event: &serde_json::Value,
         session_id: &str,
         request_id: &str,
+        sink: Option<&ChunkSink>,
     ) -> Result<Response, WorkerFault> {
         let id = self.next_id;
         self.next_id += 1;
@@ -153,7 +168,7 @@ impl WorkerProcess {
         })?;
         self.frame.push(b'\n');
         let timeout = self.limits.event_timeout;
-        match tokio::time::timeout(timeout, self.exchange(id)).await {
+        match tokio::time::timeout(timeout, self.exchange(id, sink)).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 self.kill().await;
@@ -168,11 +183,20 @@ impl WorkerProcess {
         }
     }
 
-    async fn exchange(&mut self, id: u64) -> Result<Response, WorkerFault> {
+    async fn exchange(
+        &mut self,
+        id: u64,
+        sink: Option<&ChunkSink>,
+    ) -> Result<Response, WorkerFault> {
         if self.stdin.write_all(&self.frame).await.is_err() || self.stdin.flush().await.is_err() {
             return Err(self.exited_fault().await);
         }
         let mut chunks: Option<Vec<Box<RawValue>>> = None;
+        let mut forwarded = 0;
+        let mut target = match sink {
+            None => ChunkTarget::Collect,
+            Some(sink) => ChunkTarget::Forward(sink),
+        };
         loop {
             let read =
                 read_bounded_line(&mut self.stdout, &mut self.line, self.limits.max_line_bytes)
@@ -208,14 +232,37 @@ impl WorkerProcess {
                     .await);
             }
             match frame.into_reply() {
-                Reply::Result(result) => return Ok(Response { result, chunks }),
+                Reply::Result(result) => {
+                    return Ok(Response {
+                        result,
+                        chunks,
+                        chunks_forwarded: forwarded,
+                    })
+                }
                 Reply::StreamEnd => {
                     return Ok(Response {
                         result: None,
-                        chunks: Some(chunks.unwrap_or_default()),
+                        chunks: match target {
+                            ChunkTarget::Collect => Some(chunks.unwrap_or_default()),
+                            _ => None,
+                        },
+                        chunks_forwarded: forwarded,
                     })
                 }
-                Reply::Chunk(chunk) => chunks.get_or_insert_with(Vec::new).push(chunk),
+                Reply::Chunk(chunk) => match target {
+                    ChunkTarget::Collect => chunks.get_or_insert_with(Vec::new).push(chunk),
+                    ChunkTarget::Forward(sink) => {
+                        if sink.send(chunk).await.is_ok() {
+                            forwarded += 1;
+                        } else {
+                            // A client that went away mid-stream must not wedge the
+                            // session: read the rest of the stream and drop it.
+                            tracing::debug!(id, "stream consumer went away; discarding the rest");
+                            target = ChunkTarget::Discard;
+                        }
+                    }
+                    ChunkTarget::Discard => {}
+                },
                 Reply::Error(failure) => {
                     return Err(WorkerFault {
                         error: EventError {
