@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::launcher::{Isolation, Launcher, DEFAULT_UID_BASE};
+use crate::launcher::{Isolation, LaunchOptions, Launcher, DEFAULT_UID_BASE};
 use crate::registry::Registry;
 use crate::sandbox::NetworkMode;
 use crate::statedir::StateDir;
@@ -49,6 +49,8 @@ pub struct DoctorArgs {
     json: bool,
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -66,6 +68,45 @@ pub enum IsolationMode {
     /// One shared unsandboxed worker for every session, as local tools run agents.
     /// For comparison only.
     None,
+}
+
+/// Per-session resource limits.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Memory per session (cgroup memory limit; RLIMIT_AS without cgroups).
+    #[arg(long, default_value = "2GiB")]
+    pub memory: bytesize::ByteSize,
+    /// Processes per session (cgroup pids.max; RLIMIT_NPROC without cgroups).
+    #[arg(long, default_value_t = 512)]
+    pub pids: u64,
+    /// Bytes a session may write to /tmp, /var/tmp and /dev/shm together.
+    #[arg(long, default_value = "1GiB")]
+    pub tmp_size: bytesize::ByteSize,
+    /// Open files per process in a session (RLIMIT_NOFILE).
+    #[arg(long, default_value_t = 1024)]
+    pub nofile: u64,
+    /// CPU quota per session in CPUs, e.g. 1.5 (needs a cgroup).
+    #[arg(long, value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if cpus >= 0.01 && cpus.is_finite() => Ok(cpus),
+        _ => Err(format!("{text:?} is not a CPU count such as 0.5 or 2")),
+    }
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> crate::limits::Limits {
+        crate::limits::Limits {
+            memory_bytes: self.memory.as_u64(),
+            pids: self.pids,
+            tmp_size_bytes: self.tmp_size.as_u64(),
+            nofile: self.nofile,
+            cpus: self.cpus,
+        }
+    }
 }
 
 /// Options shared by every front that runs sessions.
@@ -116,6 +157,12 @@ pub struct SupervisorArgs {
     /// On SIGTERM/SIGINT, how long events in flight may take to finish.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Give each session a persistent directory at /mnt/workspace, kept under DIR
+    /// across stops and restarts of the same session id (AgentCore session storage).
+    #[arg(long, value_name = "DIR")]
+    pub session_storage: Option<PathBuf>,
     /// The worker command, when not using --handler.
     #[arg(last = true, value_name = "WORKER_CMD")]
     pub worker: Vec<String>,
@@ -184,11 +231,23 @@ impl SupervisorArgs {
             .clone()
             .unwrap_or_else(StateDir::default_base);
         let state = StateDir::open(&base, root).map_err(|e| e.to_string())?;
-        let limits = ReplyLimits {
-            max_line_bytes: self.max_response_bytes,
-            event_timeout: self.event_timeout,
+        if let Some(storage) = &self.session_storage {
+            std::fs::create_dir_all(storage)
+                .map_err(|e| format!("--session-storage {}: {e}", storage.display()))?;
+        }
+        let options = LaunchOptions {
+            isolation,
+            reply_limits: ReplyLimits {
+                max_line_bytes: self.max_response_bytes,
+                event_timeout: self.event_timeout,
+            },
+            limits: self.limits.limits(),
+            storage: self
+                .session_storage
+                .as_ref()
+                .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
         };
-        let launcher = Launcher::new(argv, isolation, state, limits);
+        let launcher = Launcher::new(argv, state, options);
         if let Err(reason) = launcher.probe().await {
             let _ = launcher.remove_state();
             return Err(format!(
@@ -260,7 +319,9 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
-            Command::Doctor(args) => crate::doctor::run(args.json, args.state_dir).await,
+            Command::Doctor(args) => {
+                crate::doctor::run(args.json, args.state_dir, args.limits.limits()).await
+            }
             Command::Demo(args) => crate::demo::run(&args.python).await,
         }
     })

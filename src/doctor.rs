@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::launcher::{Isolation, Launcher, DEFAULT_UID_BASE};
+use crate::launcher::{Isolation, LaunchOptions, Launcher, DEFAULT_UID_BASE};
+use crate::limits::{Enforcement, Limits};
 use crate::sandbox::landlock::SCOPES_ABI;
 use crate::sandbox::probe::{CgroupLayout, HostFacts};
 use crate::sandbox::NetworkMode;
@@ -21,6 +22,7 @@ struct Report {
     /// `Ok` with the time it took, or the reason a sandbox cannot be built.
     sandbox_probe: Result<f64, String>,
     isolation: Vec<String>,
+    limits: Vec<Enforcement>,
     missing: Vec<Missing>,
 }
 
@@ -30,10 +32,10 @@ struct Missing {
     fix: String,
 }
 
-pub async fn run(json: bool, state_dir: Option<PathBuf>) -> ExitCode {
+pub async fn run(json: bool, state_dir: Option<PathBuf>, limits: Limits) -> ExitCode {
     let host = HostFacts::read();
     let state_dir = state_dir.unwrap_or_else(StateDir::default_base);
-    let sandbox_probe = probe(&state_dir).await;
+    let (sandbox_probe, limits) = probe(&state_dir, limits).await;
     let mut missing = Vec::new();
     if let Some(blocker) = host.user_namespace_blocker() {
         let (what, fix) = blocker.split_once("; fix: ").unwrap_or((&blocker, ""));
@@ -92,6 +94,7 @@ pub async fn run(json: bool, state_dir: Option<PathBuf>) -> ExitCode {
         state_dir,
         sandbox_probe,
         isolation,
+        limits,
         missing,
     };
     if json {
@@ -109,29 +112,41 @@ pub async fn run(json: bool, state_dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
-async fn probe(state_dir: &std::path::Path) -> Result<f64, String> {
-    let init_exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let state =
-        StateDir::open(state_dir, nix::unistd::geteuid().is_root()).map_err(|e| e.to_string())?;
-    let launcher = Launcher::new(
-        Vec::new(),
-        Isolation::Sandbox {
+/// Builds and tears down one real sandbox with `limits`, timing it, and reads
+/// which mechanism enforces each limit.
+async fn probe(
+    state_dir: &std::path::Path,
+    limits: Limits,
+) -> (Result<f64, String>, Vec<Enforcement>) {
+    let init_exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => return (Err(error.to_string()), Vec::new()),
+    };
+    let state = match StateDir::open(state_dir, nix::unistd::geteuid().is_root()) {
+        Ok(state) => state,
+        Err(error) => return (Err(error.to_string()), Vec::new()),
+    };
+    let options = LaunchOptions {
+        isolation: Isolation::Sandbox {
             init_exe,
             network: NetworkMode::Host,
             landlock: true,
             uid_base: DEFAULT_UID_BASE,
         },
-        state,
-        ReplyLimits {
+        reply_limits: ReplyLimits {
             max_line_bytes: 1024,
             event_timeout: Duration::from_secs(10),
         },
-    );
+        limits,
+        storage: None,
+    };
+    let launcher = Launcher::new(Vec::new(), state, options);
+    let enforcement = launcher.enforcement();
     let started = Instant::now();
     let result = launcher.probe().await;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     let _ = launcher.remove_state();
-    result.map(|()| elapsed)
+    (result.map(|()| elapsed), enforcement)
 }
 
 fn print_text(report: &Report) {
@@ -183,6 +198,16 @@ fn print_text(report: &Report) {
     println!("\nisolation applied to every session");
     for line in &report.isolation {
         println!("  - {line}");
+    }
+    println!("\nper-session limits");
+    for limit in &report.limits {
+        println!(
+            "  {:<9} {:<10} {}",
+            limit.limit, limit.value, limit.mechanism
+        );
+        if let Some(stronger) = &limit.stronger {
+            println!("  {:<9} {:<10} stronger: {stronger}", "", "");
+        }
     }
     println!("\nmissing pieces");
     if report.missing.is_empty() {

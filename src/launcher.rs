@@ -7,10 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{ErrorKind, EventError};
-use crate::sandbox::{spawn::sandboxed_command, NetworkMode, SandboxSpec};
+use crate::limits::{Enforcement, Limits};
+use crate::sandbox::cgroup::{
+    CgroupLimits, CgroupRoot, CgroupUnavailable, LimitCounters, SessionCgroup,
+};
+use crate::sandbox::probe::HostFacts;
+use crate::sandbox::{spawn::sandboxed_command, NetworkMode, SandboxSpec, Scratch};
 use crate::statedir::{SessionDirs, StateDir};
 use crate::worker::process::ReplyLimits;
-use crate::worker::WorkerProcess;
+use crate::worker::{WorkerFault, WorkerProcess};
 
 /// First host uid handed to sessions when the supervisor runs as root. Far above
 /// regular users and the usual subordinate-id ranges (100000+).
@@ -38,7 +43,10 @@ pub struct Launcher {
     isolation: Isolation,
     state: StateDir,
     cwd: PathBuf,
-    limits: ReplyLimits,
+    reply_limits: ReplyLimits,
+    limits: Limits,
+    cgroup: Result<CgroupRoot, CgroupUnavailable>,
+    storage: Option<PathBuf>,
     free_uid_slots: Mutex<UidSlots>,
 }
 
@@ -46,24 +54,78 @@ pub struct Launcher {
 pub struct LaunchedWorker {
     pub process: WorkerProcess,
     dirs: Option<SessionDirs>,
+    cgroup: Option<SessionCgroup>,
+    /// Limit counters as of the last check, to see which limit a fault hit.
+    counters: LimitCounters,
     uid_slot: Option<u32>,
 }
 
+/// What a launcher needs besides the worker command.
+pub struct LaunchOptions {
+    pub isolation: Isolation,
+    pub reply_limits: ReplyLimits,
+    pub limits: Limits,
+    /// Root of persistent per-session storage (`--session-storage`).
+    pub storage: Option<PathBuf>,
+}
+
 impl Launcher {
-    pub fn new(
-        argv: Vec<String>,
-        isolation: Isolation,
-        state: StateDir,
-        limits: ReplyLimits,
-    ) -> Self {
+    pub fn new(argv: Vec<String>, state: StateDir, options: LaunchOptions) -> Self {
+        let cgroup = match options.isolation {
+            Isolation::Sandbox { .. } => {
+                CgroupRoot::create(HostFacts::read().cgroup, &state.instance_name())
+            }
+            Isolation::None => Err(CgroupUnavailable {
+                reason: "--isolation none applies no limits".into(),
+                fix: "use the sandbox".into(),
+            }),
+        };
+        if let Err(unavailable) = &cgroup {
+            tracing::debug!(reason = %unavailable.reason, "no cgroup for session limits; falling back to rlimits");
+        }
         Launcher {
             argv,
-            isolation,
+            isolation: options.isolation,
             state,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-            limits,
+            reply_limits: options.reply_limits,
+            limits: options.limits,
+            cgroup,
+            storage: options.storage,
             free_uid_slots: Mutex::new(UidSlots::default()),
         }
+    }
+
+    /// How each per-session limit is enforced on this host.
+    pub fn enforcement(&self) -> Vec<Enforcement> {
+        let fix = self
+            .cgroup
+            .as_ref()
+            .err()
+            .map(|u| format!("{} ({})", u.fix, u.reason));
+        self.limits
+            .enforcement(self.cgroup.as_ref().ok(), fix.as_deref())
+    }
+
+    /// Reclassifies a failed event as `resource_exhausted` when a session limit
+    /// caused it; such a worker is stopped, so the next event gets a fresh one.
+    pub fn explain_fault(
+        &self,
+        worker: &mut LaunchedWorker,
+        mut fault: WorkerFault,
+    ) -> WorkerFault {
+        let before = worker.counters;
+        let after = worker
+            .cgroup
+            .as_ref()
+            .map(SessionCgroup::counters)
+            .unwrap_or_default();
+        worker.counters = after;
+        if let Some(limit) = self.limits.exhausted(&fault.error, before, after) {
+            fault.error = self.limits.exhausted_error(limit, fault.error);
+            fault.fatal = true;
+        }
+        fault
     }
 
     pub fn isolation(&self) -> &Isolation {
@@ -85,11 +147,13 @@ impl Launcher {
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .kill_on_drop(true);
-                let process = WorkerProcess::spawn(command, Arc::from("shared"), self.limits)
+                let process = WorkerProcess::spawn(command, Arc::from("shared"), self.reply_limits)
                     .map_err(|e| spawn_error(&self.argv[0], e))?;
                 Ok(LaunchedWorker {
                     process,
                     dirs: None,
+                    cgroup: None,
+                    counters: LimitCounters::default(),
                     uid_slot: None,
                 })
             }
@@ -133,36 +197,114 @@ impl Launcher {
                 ));
             }
         };
+        let fail =
+            |this: &Self, dirs: SessionDirs, cgroup: Option<SessionCgroup>, error: EventError| {
+                let _ = dirs.delete();
+                if let Some(cgroup) = cgroup {
+                    tokio::spawn(cgroup.remove());
+                }
+                if let Some(slot) = uid_slot {
+                    this.return_uid_slot(slot);
+                }
+                Err(error)
+            };
+        let cgroup = match &self.cgroup {
+            Ok(root) => {
+                let name = dirs
+                    .path()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let limits = CgroupLimits {
+                    memory_bytes: self.limits.memory_bytes,
+                    pids: self.limits.pids,
+                    cpus: self.limits.cpus,
+                };
+                match root.session(&name, limits) {
+                    Ok(cgroup) => Some(cgroup),
+                    Err(error) => {
+                        let message = format!("cannot create the session's cgroup: {error}");
+                        return fail(
+                            self,
+                            dirs,
+                            None,
+                            EventError::new(ErrorKind::SpawnFailed, message),
+                        );
+                    }
+                }
+            }
+            Err(_) => None,
+        };
+        let storage = match self.storage_dir(session_id, drop_to) {
+            Ok(storage) => storage,
+            Err(error) => {
+                let message = format!("cannot prepare session storage: {error}");
+                return fail(
+                    self,
+                    dirs,
+                    cgroup,
+                    EventError::new(ErrorKind::SpawnFailed, message),
+                );
+            }
+        };
         let spec = SandboxSpec {
             hostname: hostname_for(session_id),
             new_root: dirs.root.clone(),
-            writable_binds: vec![
-                (dirs.tmp.clone(), PathBuf::from("/tmp")),
-                (dirs.var_tmp.clone(), PathBuf::from("/var/tmp")),
-                (dirs.shm.clone(), PathBuf::from("/dev/shm")),
-            ],
+            scratch: Scratch {
+                mount_point: dirs.scratch.clone(),
+                size_bytes: self.limits.tmp_size_bytes,
+            },
+            storage,
             hidden: vec![self.state.base().to_path_buf()],
             drop_to,
             network: *network,
             landlock: *landlock,
+            cgroup_procs: cgroup
+                .as_ref()
+                .map(SessionCgroup::procs_files)
+                .unwrap_or_default(),
+            rlimits: self.limits.rlimits(self.cgroup.as_ref().ok()),
             cwd: self.cwd.clone(),
             argv,
         };
         let started = sandboxed_command(init_exe, &spec)
             .map_err(std::io::Error::other)
-            .and_then(|command| WorkerProcess::spawn(command, Arc::clone(session_id), self.limits));
+            .and_then(|command| {
+                WorkerProcess::spawn(command, Arc::clone(session_id), self.reply_limits)
+            });
         match started {
             Ok(process) => Ok(LaunchedWorker {
                 process,
                 dirs: Some(dirs),
+                cgroup,
+                counters: LimitCounters::default(),
                 uid_slot,
             }),
             Err(error) => {
-                let _ = dirs.delete();
-                release(self);
-                Err(spawn_error(init_exe.to_string_lossy().as_ref(), error))
+                let error = spawn_error(init_exe.to_string_lossy().as_ref(), error);
+                fail(self, dirs, cgroup, error)
             }
         }
+    }
+
+    /// The session's persistent directory under `--session-storage`, created on
+    /// first use and handed to the session's uid. The name is the id itself when
+    /// it is plain, else a SHA-256 of it, so no id can name another's directory
+    /// (or `..`).
+    fn storage_dir(
+        &self,
+        session_id: &str,
+        owner: Option<(u32, u32)>,
+    ) -> std::io::Result<Option<PathBuf>> {
+        let Some(root) = &self.storage else {
+            return Ok(None);
+        };
+        let dir = root.join(storage_name(session_id));
+        std::fs::create_dir_all(&dir)?;
+        if let Some((uid, gid)) = owner {
+            chown_tree(&dir, uid, gid)?;
+        }
+        Ok(Some(dir))
     }
 
     /// Builds one sandbox with nothing in it and tears it down: proof that this
@@ -172,22 +314,12 @@ impl Launcher {
             return Ok(());
         }
         let label: Arc<str> = Arc::from("probe");
-        let worker = self
+        let mut worker = self
             .launch_sandboxed(&label, Vec::new())
             .map_err(|e| e.message)?;
-        let LaunchedWorker {
-            mut process,
-            dirs,
-            uid_slot,
-        } = worker;
-        let status = process.wait_exit(Duration::from_secs(10)).await;
-        let tail = process.stderr_tail();
-        if let Some(dirs) = dirs {
-            let _ = dirs.delete();
-        }
-        if let Some(slot) = uid_slot {
-            self.return_uid_slot(slot);
-        }
+        let status = worker.process.wait_exit(Duration::from_secs(10)).await;
+        let tail = worker.process.stderr_tail();
+        self.release(worker).await;
         match status {
             Some(status) if status.success() => Ok(()),
             other => Err(tail
@@ -204,26 +336,33 @@ impl Launcher {
     }
 
     /// Stops a worker and deletes everything it left on the host.
-    pub async fn retire(&self, worker: LaunchedWorker, grace: Duration) {
-        let LaunchedWorker {
-            process,
-            dirs,
-            uid_slot,
-        } = worker;
-        process.stop(grace).await;
-        if let Some(dirs) = dirs {
+    pub async fn retire(&self, mut worker: LaunchedWorker, grace: Duration) {
+        worker.process.stop(grace).await;
+        self.release(worker).await;
+    }
+
+    /// Frees what a dead worker held: its directories, cgroup and uid.
+    async fn release(&self, worker: LaunchedWorker) {
+        if let Some(dirs) = worker.dirs {
             let path = dirs.path().to_path_buf();
             if let Err(error) = dirs.delete() {
                 tracing::error!(path = %path.display(), %error, "cannot delete a session's private directories");
             }
         }
-        if let Some(slot) = uid_slot {
+        if let Some(cgroup) = worker.cgroup {
+            cgroup.remove().await;
+        }
+        if let Some(slot) = worker.uid_slot {
             self.return_uid_slot(slot);
         }
     }
 
-    /// Removes this supervisor's state directory; call after every worker is retired.
+    /// Removes this supervisor's state directory and cgroups; call after every
+    /// worker is retired.
     pub fn remove_state(self) -> std::io::Result<()> {
+        if let Ok(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
         self.state.remove()
     }
 
@@ -265,6 +404,42 @@ impl UidSlots {
     fn give_back(&mut self, slot: u32) {
         self.returned.insert(slot);
     }
+}
+
+/// A directory name for a session id: the id when it is plain and short, else
+/// `%` and the hex SHA-256 of the id (`%` never appears in a plain name).
+pub fn storage_name(session_id: &str) -> String {
+    let plain = session_id.len() <= 128
+        && !session_id.starts_with('.')
+        && session_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        return session_id.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(session_id.as_bytes());
+    let mut name = String::from("%");
+    for byte in digest {
+        name.push_str(&format!("{byte:02x}"));
+    }
+    name
+}
+
+/// Session uids are handed out per live session, so a storage directory may
+/// belong to the uid of an earlier instance: give it to the current one.
+fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.uid() != uid || meta.gid() != gid {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 fn spawn_error(program: &str, error: std::io::Error) -> EventError {
@@ -310,6 +485,16 @@ mod tests {
         assert!(a.len() <= 63);
         assert!(hostname_for("ÿÿ/../..").starts_with("sv-"));
         assert!(hostname_for(&"x".repeat(256)).len() <= 63);
+    }
+
+    #[test]
+    fn storage_names_cannot_escape_or_collide() {
+        assert_eq!(storage_name("session-1"), "session-1");
+        assert!(storage_name("..").starts_with('%'));
+        assert!(storage_name(".hidden").starts_with('%'));
+        assert!(storage_name("a b").starts_with('%'));
+        assert_ne!(storage_name("a b"), storage_name("a  b"));
+        assert!(storage_name(&"x".repeat(256)).len() < 100);
     }
 
     #[test]

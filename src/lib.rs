@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod error;
 pub mod front;
 pub mod launcher;
+pub mod limits;
 pub mod lines;
 pub mod registry;
 pub mod sandbox;

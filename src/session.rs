@@ -267,6 +267,7 @@ impl SessionTask {
                 replaced,
             }),
             Err(fault) => {
+                let fault = self.launcher.explain_fault(worker, fault);
                 if fault.fatal {
                     if let Some(dead) = slot.take() {
                         self.launcher.retire(dead, Duration::ZERO).await;

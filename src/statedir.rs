@@ -5,7 +5,8 @@
 //!   sv-XXXXXX/                 one per running supervisor; holds `lock`
 //!     lock                     flock()ed for the supervisor's whole life
 //!     s-XXXXXX/                one per live session (0700, owned by the session uid)
-//!       tmp/ var-tmp/ shm/     bind-mounted at /tmp, /var/tmp, /dev/shm
+//!       scratch/               inside the session: a size-limited tmpfs whose
+//!                              tmp/ var-tmp/ shm/ are bound at /tmp, /var/tmp, /dev/shm
 //!       root/                  empty; becomes the session's /
 //! ```
 //!
@@ -115,6 +116,14 @@ impl StateDir {
         &self.base
     }
 
+    /// This supervisor's directory name, unique among live supervisors.
+    pub fn instance_name(&self) -> String {
+        self.instance_path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("sv-{}", std::process::id()))
+    }
+
     fn instance_path(&self) -> &Path {
         self.instance
             .as_ref()
@@ -128,28 +137,15 @@ impl StateDir {
             .prefix("s-")
             .tempdir_in(self.instance_path())?;
         let dirs = SessionDirs {
-            tmp: dir.path().join("tmp"),
-            var_tmp: dir.path().join("var-tmp"),
-            shm: dir.path().join("shm"),
+            scratch: dir.path().join("scratch"),
             root: dir.path().join("root"),
             dir,
         };
-        for path in [&dirs.tmp, &dirs.var_tmp, &dirs.shm] {
-            fs::create_dir(path)?;
-            // World-writable with the sticky bit, as /tmp is everywhere; only the
-            // session's one uid ever sees it.
-            fs::set_permissions(path, Permissions::from_mode(0o1777))?;
-        }
+        fs::create_dir(&dirs.scratch)?;
         fs::create_dir(&dirs.root)?;
         if let Some((uid, gid)) = owner.filter(|_| self.shared_with_session_uids) {
-            for path in [
-                dirs.dir.path(),
-                &dirs.tmp,
-                &dirs.var_tmp,
-                &dirs.shm,
-                &dirs.root,
-            ] {
-                std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+            for path in [dirs.dir.path(), &dirs.scratch, &dirs.root] {
+                chown_for_session(path, uid, gid)?;
             }
         }
         Ok(dirs)
@@ -170,10 +166,22 @@ impl StateDir {
 /// One session's private directories on the host.
 pub struct SessionDirs {
     dir: tempfile::TempDir,
-    pub tmp: PathBuf,
-    pub var_tmp: PathBuf,
-    pub shm: PathBuf,
+    pub scratch: PathBuf,
     pub root: PathBuf,
+}
+
+/// Hands `path` to a session uid, naming the likely cause when that fails.
+pub fn chown_for_session(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot hand {} to session uid {uid}: {e} (is uid {uid} mapped in this user \
+                 namespace? choose another range with --uid-base)",
+                path.display()
+            ),
+        )
+    })
 }
 
 impl SessionDirs {

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::{
-    fds, landlock, mounts, namespaces, net, userns, NetworkMode, SandboxSpec, EXIT_SETUP_FAILED,
-    SETUP_FAILED_PREFIX,
+    fds, landlock, mounts, namespaces, net, rlimits, userns, NetworkMode, RlimitResource,
+    SandboxSpec, EXIT_SETUP_FAILED, SETUP_FAILED_PREFIX,
 };
 
 /// Each step of building a sandbox, named in errors so a failure says where.
@@ -57,6 +57,10 @@ pub enum Step {
     NoNewPrivs,
     Landlock,
     Signals,
+    Rlimits,
+    Cgroup,
+    Scratch,
+    Storage,
 }
 
 impl fmt::Display for Step {
@@ -81,6 +85,12 @@ impl fmt::Display for Step {
             Step::NoNewPrivs => "setting no_new_privs",
             Step::Landlock => "applying Landlock scopes",
             Step::Signals => "installing signal forwarding",
+            Step::Rlimits => "setting resource limits (setrlimit)",
+            Step::Cgroup => "joining the session's cgroup",
+            Step::Scratch => {
+                "mounting the session's size-limited /tmp, /var/tmp and /dev/shm (tmpfs)"
+            }
+            Step::Storage => "mounting session storage at /mnt/workspace",
         };
         f.write_str(text)
     }
@@ -154,9 +164,13 @@ fn outer(args: &[String]) -> Result<i32, InitError> {
         .map_err(|e| InitError::invalid(Step::Spec, &e.to_string()))?;
     let supervisor = getppid();
 
+    // Before dropping root: v1 cgroup files belong to root.
+    rlimits::join_cgroups(&spec.cgroup_procs)?;
     if let Some((uid, gid)) = spec.drop_to {
         userns::drop_host_privileges(uid, gid)?;
     }
+    // RLIMIT_NPROC set before the user namespace exists also caps it from above.
+    rlimits::apply(&spec.rlimits, &[RlimitResource::Nproc])?;
     let host_ids = userns::host_ids();
     namespaces::enter_new(spec.network)?;
     userns::map_own_ids(host_ids)?;
@@ -210,6 +224,7 @@ fn pid1(spec: &SandboxSpec, lifeline: OwnedFd) -> Result<i32, InitError> {
     if spec.network == NetworkMode::None {
         net::loopback_up()?;
     }
+    rlimits::apply(&spec.rlimits, &[RlimitResource::Nofile, RlimitResource::As])?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| InitError::sys(Step::NoNewPrivs, e))?;
     if spec.landlock && landlock::kernel_abi().is_some_and(|abi| abi >= landlock::SCOPES_ABI) {
         landlock::scope_to_session()?;

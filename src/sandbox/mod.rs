@@ -8,8 +8,9 @@
 //! one `prctl` (see [`spawn::sandboxed_command`]).
 //!
 //! One file per kernel concern, as in nsjail: [`fds`], [`userns`], [`namespaces`],
-//! [`mounts`], [`net`], [`landlock`], [`probe`].
+//! [`mounts`], [`net`], [`landlock`], [`rlimits`], [`cgroup`], [`probe`].
 
+pub mod cgroup;
 pub mod fds;
 pub mod init;
 pub mod landlock;
@@ -17,11 +18,12 @@ pub mod mounts;
 pub mod namespaces;
 pub mod net;
 pub mod probe;
+pub mod rlimits;
 pub mod spawn;
 pub mod spec;
 pub mod userns;
 
-pub use spec::{NetworkMode, SandboxSpec};
+pub use spec::{NetworkMode, Rlimit, RlimitResource, SandboxSpec, Scratch};
 
 /// First argument that turns the `sessionvisor` binary into a session's init.
 pub const INIT_ARG: &str = "__sandbox-init";

@@ -9,6 +9,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::path::{Component, Path, PathBuf};
 
 use super::init::{InitError, Step};
+use super::spec::{SCRATCH_DIRS, STORAGE_MOUNT};
 use super::SandboxSpec;
 
 const NONE: Option<&str> = None;
@@ -44,25 +45,9 @@ pub fn build_root(spec: &SandboxSpec) -> Result<(), InitError> {
 
     make_read_only_recursively(root)?;
 
-    for (source, inner) in &spec.writable_binds {
-        let target = inside(root, inner);
-        if !target.is_dir() {
-            // The host lacks this directory (say /var/tmp) and the read-only host
-            // cannot grow one: skipping it hides nothing and exposes nothing.
-            tracing::debug!(path = %inner.display(), "no mount point on the host; skipped");
-            continue;
-        }
-        mount(Some(source), &target, NONE, MsFlags::MS_BIND, NONE)
-            .map_err(|e| InitError::mount(Step::BindPrivateDir, &target, e))?;
-        // A bind inherits nothing: restate the flags a scratch directory needs.
-        mount(
-            NONE,
-            &target,
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            NONE,
-        )
-        .map_err(|e| InitError::mount(Step::BindPrivateDir, &target, e))?;
+    mount_scratch(spec)?;
+    if let Some(storage) = &spec.storage {
+        mount_storage(root, storage)?;
     }
 
     let proc_dir = root.join("proc");
@@ -76,6 +61,63 @@ pub fn build_root(spec: &SandboxSpec) -> Result<(), InitError> {
     .map_err(|e| InitError::mount(Step::MountProc, &proc_dir, e))?;
 
     pivot_into(root)
+}
+
+/// One tmpfs of `--tmp-size` bytes holds `/tmp`, `/var/tmp` and `/dev/shm`
+/// together, so the limit bounds all three, and the kernel frees it all when
+/// the session's mount namespace goes away.
+fn mount_scratch(spec: &SandboxSpec) -> Result<(), InitError> {
+    let scratch = &spec.scratch;
+    let options = format!("size={},mode=0755", scratch.size_bytes);
+    mount(
+        Some("tmpfs"),
+        &scratch.mount_point,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| InitError::mount(Step::Scratch, &scratch.mount_point, e))?;
+    for (name, inner) in SCRATCH_DIRS {
+        let source = scratch.mount_point.join(name);
+        make_world_writable_dir(&source)?;
+        let target = inside(&spec.new_root, Path::new(inner));
+        if !target.is_dir() {
+            // The host lacks this directory (say /var/tmp) and the read-only host
+            // cannot grow one: skipping it hides nothing and exposes nothing.
+            continue;
+        }
+        mount(Some(&source), &target, NONE, MsFlags::MS_BIND, NONE)
+            .map_err(|e| InitError::mount(Step::Scratch, &target, e))?;
+    }
+    Ok(())
+}
+
+fn make_world_writable_dir(path: &Path) -> Result<(), InitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let error = |e| InitError::io(Step::Scratch, &path.display().to_string(), e);
+    std::fs::create_dir(path).map_err(error)?;
+    // Sticky and world-writable, as /tmp is everywhere.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o1777)).map_err(error)
+}
+
+/// `/mnt` of the read-only host cannot hold a new mount point, so a small
+/// tmpfs replaces it and carries `/mnt/workspace`.
+fn mount_storage(root: &Path, storage: &Path) -> Result<(), InitError> {
+    let mnt = root.join("mnt");
+    mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+    .map_err(|e| InitError::mount(Step::Storage, &mnt, e))?;
+    let target = inside(root, Path::new(STORAGE_MOUNT));
+    std::fs::create_dir(&target)
+        .map_err(|e| InitError::io(Step::Storage, &target.display().to_string(), e))?;
+    mount(Some(storage), &target, NONE, MsFlags::MS_BIND, NONE)
+        .map_err(|e| InitError::mount(Step::Storage, &target, e))?;
+    Ok(())
 }
 
 /// Maps an absolute host path to the same path under the new root.

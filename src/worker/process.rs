@@ -69,7 +69,8 @@ pub struct ReplyLimits {
 
 pub struct WorkerProcess {
     child: Child,
-    stdin: ChildStdin,
+    /// `None` once the worker is being stopped.
+    stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_task: Option<JoinHandle<()>>,
@@ -118,7 +119,7 @@ impl WorkerProcess {
         });
         Ok(WorkerProcess {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout: BufReader::with_capacity(64 * 1024, stdout),
             stderr_tail,
             stderr_task: Some(stderr_task),
@@ -188,7 +189,13 @@ impl WorkerProcess {
         id: u64,
         sink: Option<&ChunkSink>,
     ) -> Result<Response, WorkerFault> {
-        if self.stdin.write_all(&self.frame).await.is_err() || self.stdin.flush().await.is_err() {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(WorkerFault::fatal(
+                ErrorKind::WorkerExited,
+                "the worker is stopping".into(),
+            ));
+        };
+        if stdin.write_all(&self.frame).await.is_err() || stdin.flush().await.is_err() {
             return Err(self.exited_fault().await);
         }
         let mut chunks: Option<Vec<Box<RawValue>>> = None;
@@ -340,10 +347,20 @@ impl WorkerProcess {
         let _ = self.child.wait().await;
     }
 
-    /// Ends the worker: closes its stdin (a well-behaved worker exits on EOF),
-    /// waits up to `grace`, then kills it.
-    pub async fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
-        drop(self.stdin);
+    /// Ends the worker and its whole process tree: closes its stdin (a
+    /// well-behaved worker exits on EOF) and sends SIGTERM (which the sandbox's
+    /// init passes on to the worker), waits up to `grace`, then SIGKILLs it,
+    /// which takes the session's PID namespace down with it.
+    pub async fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        drop(self.stdin.take());
+        if !grace.is_zero() {
+            if let Some(pid) = self.child.id() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
         let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(Ok(status)) => Some(status),
             _ => {
