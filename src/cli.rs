@@ -1,4 +1,5 @@
-//! The command line: `run`, `doctor`, `demo`.
+//! The command line: `run`, `doctor`, `demo`, `serve`, and the `invoke`,
+//! `sessions` and `stop` clients of a running `serve`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,65 @@ enum Command {
     Doctor(DoctorArgs),
     /// Run the seed's session A/B story, isolated and then not, and show the difference.
     Demo(DemoArgs),
+    /// Serve the AgentCore Runtime HTTP contract (and its AWS data-plane routes).
+    Serve(ServeArgs),
+    /// Send one event to a running `sessionvisor serve`; print its result or its stream.
+    Invoke(InvokeArgs),
+    /// List the sessions of a running `sessionvisor serve`.
+    Sessions(SessionsArgs),
+    /// Stop one session of a running `sessionvisor serve` at once.
+    Stop(StopArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default: requests are not authenticated.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub supervisor: SupervisorArgs,
+}
+
+/// Where a client subcommand finds the server.
+#[derive(Args)]
+pub struct ServerUrl {
+    /// Base URL of `sessionvisor serve`.
+    #[arg(
+        long,
+        env = "SESSIONVISOR_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+}
+
+#[derive(Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    pub server: ServerUrl,
+    /// The session id; without it the server starts a new session and the id
+    /// is printed on stderr.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// The event as JSON, or `-` (the default) to read it from stdin.
+    #[arg(value_name = "JSON", default_value = "-")]
+    pub payload: String,
+}
+
+#[derive(Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub server: ServerUrl,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub server: ServerUrl,
+    #[arg(long, value_name = "ID")]
+    pub session: String,
 }
 
 #[derive(Args)]
@@ -261,19 +321,24 @@ impl SupervisorArgs {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn termination_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this
+/// is called, not when the future is first polled, so a signal that arrives
+/// while the supervisor is still starting is not lost.
+pub fn termination_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let streams = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; SIGTERM will not shut down gracefully");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = streams else {
+            tracing::warn!("cannot install signal handlers; SIGTERM will not shut down gracefully");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 
@@ -323,6 +388,12 @@ pub fn main() -> ExitCode {
                 crate::doctor::run(args.json, args.state_dir, args.limits.limits()).await
             }
             Command::Demo(args) => crate::demo::run(&args.python).await,
+            Command::Serve(args) => serve(args).await,
+            Command::Invoke(args) => {
+                crate::client::invoke(&args.server.url, args.session, &args.payload).await
+            }
+            Command::Sessions(args) => crate::client::sessions(&args.server.url, args.json).await,
+            Command::Stop(args) => crate::client::stop(&args.server.url, &args.session).await,
         }
     })
 }
@@ -337,6 +408,7 @@ fn init_tracing() {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
+    let shutdown = termination_signal();
     let launcher = match args.supervisor.launcher().await {
         Ok(launcher) => launcher,
         Err(message) => {
@@ -355,10 +427,52 @@ async fn run(args: RunArgs) -> ExitCode {
         stdin,
         tokio::io::stdout(),
         args.supervisor.max_event_bytes,
-        termination_signal(),
+        shutdown,
         args.supervisor.shutdown_grace,
     );
     match served.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sessionvisor: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "sessionvisor: WARNING: listening on {}, not loopback. Requests are not \
+             authenticated (AWS signatures are accepted and not verified): anyone who can \
+             reach this address can run events in every session.",
+            args.listen
+        );
+    }
+    // Bind first: a taken port is reported before any sandbox is set up.
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("sessionvisor: cannot listen on {}: {error}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let launcher = match args.supervisor.launcher().await {
+        Ok(launcher) => launcher,
+        Err(message) => {
+            eprintln!("sessionvisor: {message}");
+            return ExitCode::from(EXIT_CANNOT_ISOLATE);
+        }
+    };
+    let registry = Registry::new(
+        launcher,
+        args.supervisor.policy(),
+        args.supervisor.max_sessions,
+    );
+    let options = crate::front::http::HttpOptions {
+        max_event_bytes: args.supervisor.max_event_bytes,
+        shutdown_grace: args.supervisor.shutdown_grace,
+    };
+    match crate::front::http::serve(registry, listener, options, termination_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sessionvisor: {error:#}");

@@ -197,20 +197,20 @@ impl Registry {
         Ok(inbox)
     }
 
-    /// Stops a session after the events already queued for it, and waits until
-    /// its worker is gone and its files deleted (the `run` front's control line).
-    pub async fn stop_after_queued(&self, session_id: &str) -> Result<(), StopError> {
-        let inbox = {
-            let state = self.core.state.lock().ok();
-            state.and_then(|s| s.sessions.get(session_id).map(|e| e.inbox.clone()))
-        };
-        let inbox = inbox.ok_or_else(|| StopError::NotFound(session_id.to_string()))?;
+    /// Queues a stop behind the events already queued for a session. The
+    /// receiver resolves once its worker is gone and its files deleted (the
+    /// `run` front's control line). Queueing is synchronous so that events read
+    /// after the stop line land behind it.
+    pub fn queue_stop(&self, session_id: &str) -> Result<oneshot::Receiver<()>, StopError> {
+        let not_found = || StopError::NotFound(session_id.to_string());
+        let state = self.core.state.lock().map_err(|_| not_found())?;
+        let entry = state.sessions.get(session_id).ok_or_else(not_found)?;
         let (done, stopped) = oneshot::channel();
-        inbox
+        entry
+            .inbox
             .send(Command::Stop(done))
-            .map_err(|_| StopError::NotFound(session_id.to_string()))?;
-        let _ = stopped.await;
-        Ok(())
+            .map_err(|_| not_found())?;
+        Ok(stopped)
     }
 
     /// Ends a session at once, aborting the event in flight and any open stream

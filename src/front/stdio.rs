@@ -178,11 +178,12 @@ where
 
     loop {
         let read = tokio::select! {
-            read = read_bounded_line(&mut input, &mut line, max_event_bytes) => read?,
+            biased;
             () = &mut shutdown => {
                 interrupted = true;
                 break;
             }
+            read = read_bounded_line(&mut input, &mut line, max_event_bytes) => read?,
         };
         seq += 1;
         let reject = |kind: ErrorKind, message: String| {
@@ -216,12 +217,16 @@ where
                 ));
             }
             Ok(Input::Stop { session_id }) => {
-                let registry = Arc::clone(&registry);
+                let queued = registry.queue_stop(&session_id);
                 pending.spawn(async move {
-                    let line = match registry.stop_after_queued(&session_id).await {
+                    let stopped = match queued {
+                        Ok(done) => done.await.map_err(|_| "the session ended during the stop".to_string()),
+                        Err(error) => Err(error.to_string()),
+                    };
+                    let line = match stopped {
                         Ok(()) => json!({"seq": seq, "ok": true, "control": "stop", "session_id": session_id}),
-                        Err(error) => json!({"seq": seq, "ok": false, "control": "stop",
-                            "error": {"kind": "session_not_found", "message": error.to_string()}}),
+                        Err(message) => json!({"seq": seq, "ok": false, "control": "stop",
+                            "error": {"kind": "session_not_found", "message": message}}),
                     };
                     let _ = lines_out.send(to_line(&line, seq));
                     drop(permit);
@@ -251,6 +256,14 @@ where
         while pending.try_join_next().is_some() {}
     }
 
+    // End of input: events in flight finish, unless a signal cuts that short.
+    while !interrupted {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => interrupted = true,
+            joined = pending.join_next() => if joined.is_none() { break },
+        }
+    }
     if interrupted {
         tracing::info!(grace = %humantime::format_duration(grace), "signal received: no more input; finishing events in flight");
         let drained = tokio::time::timeout(grace, async {
