@@ -5,6 +5,7 @@
 //! worker ([`worker`], started by [`launcher`] inside a [`sandbox`]) → back.
 
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod doctor;
 pub mod error;

@@ -11,14 +11,20 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 fn abusers_handler() -> String {
-    format!("{}:handler", repo_path("tests/fixtures/abusers.py").display())
+    format!(
+        "{}:handler",
+        repo_path("tests/fixtures/abusers.py").display()
+    )
 }
 
 /// Reads (message, per-worker event count) from a good session's result.
 type Extract = fn(&Value) -> (Value, Value);
 
 fn python_echo(line: &Value) -> (Value, Value) {
-    (line["response"]["message"].clone(), line["response"]["events"].clone())
+    (
+        line["response"]["message"].clone(),
+        line["response"]["events"].clone(),
+    )
 }
 
 fn native_echo(line: &Value) -> (Value, Value) {
@@ -65,13 +71,19 @@ impl Harness {
         self.good_events += 1;
         let message = format!("good-{}", self.good_events);
         let started = Instant::now();
-        let seq = self.sv.send(&json!({"session_id": "good", "action": "echo", "message": message}));
+        let seq = self
+            .sv
+            .send(&json!({"session_id": "good", "action": "echo", "message": message}));
         let line = self.wait_for(seq);
         let elapsed = started.elapsed();
         assert_eq!(line["ok"], true, "the good session failed: {line}");
         let (echoed, count) = (self.extract)(&line);
         assert_eq!(echoed, json!(message), "{line}");
-        assert_eq!(count, json!(self.good_events), "the good session lost state: {line}");
+        assert_eq!(
+            count,
+            json!(self.good_events),
+            "the good session lost state: {line}"
+        );
         elapsed
     }
 
@@ -115,14 +127,28 @@ fn expect_error(line: &Value, kind: &str, mentions: &str) {
     assert_eq!(line["ok"], false, "{line}");
     assert_eq!(line["error"]["kind"], kind, "{line}");
     let message = line["error"]["message"].as_str().unwrap();
-    assert!(message.contains(mentions), "{kind} error should mention {mentions:?}: {message}");
+    assert!(
+        message.contains(mentions),
+        "{kind} error should mention {mentions:?}: {message}"
+    );
 }
 
 both_modes!(abusive_python_workers_hurt_only_themselves, |mode| {
     let dir = TestDir::new(mode);
     let args: Vec<String> = [
-        "--memory", "256MiB", "--pids", "48", "--tmp-size", "16MiB", "--nofile", "64",
-        "--cpus", "0.5", "--event-timeout", "3s", "--handler",
+        "--memory",
+        "256MiB",
+        "--pids",
+        "48",
+        "--tmp-size",
+        "16MiB",
+        "--nofile",
+        "64",
+        "--cpus",
+        "0.5",
+        "--event-timeout",
+        "3s",
+        "--handler",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -135,22 +161,56 @@ both_modes!(abusive_python_workers_hurt_only_themselves, |mode| {
     report(mode, "baseline", &baseline);
 
     let cases = [
-        ("fork_bomb", json!({"action": "fork_bomb"}), "resource_exhausted", "pids"),
-        ("memory_hog", json!({"action": "memory_hog"}), "resource_exhausted", "memory"),
-        ("fill_tmp", json!({"action": "fill_tmp"}), "resource_exhausted", "tmp-size"),
-        ("open_files", json!({"action": "open_files"}), "resource_exhausted", "nofile"),
-        ("crash", json!({"action": "crash", "code": 3}), "worker_exited", "exit status 3"),
-        ("hang", json!({"action": "hang"}), "timeout", "event timeout"),
+        (
+            "fork_bomb",
+            json!({"action": "fork_bomb"}),
+            "resource_exhausted",
+            "pids",
+        ),
+        (
+            "memory_hog",
+            json!({"action": "memory_hog"}),
+            "resource_exhausted",
+            "memory",
+        ),
+        (
+            "fill_tmp",
+            json!({"action": "fill_tmp"}),
+            "resource_exhausted",
+            "tmp-size",
+        ),
+        (
+            "open_files",
+            json!({"action": "open_files"}),
+            "resource_exhausted",
+            "nofile",
+        ),
+        (
+            "crash",
+            json!({"action": "crash", "code": 3}),
+            "worker_exited",
+            "exit status 3",
+        ),
+        (
+            "hang",
+            json!({"action": "hang"}),
+            "timeout",
+            "event timeout",
+        ),
     ];
     for (name, abuse, kind, mentions) in cases {
         let (line, latencies) = h.during(name, abuse);
         report(mode, name, &latencies);
         expect_error(&line, kind, mentions);
         // The abuser's next event gets a fresh worker; the abuse is gone with it.
-        let seq = h.sv.send(&json!({"session_id": name, "action": "echo", "message": "again"}));
+        let seq =
+            h.sv.send(&json!({"session_id": name, "action": "echo", "message": "again"}));
         let again = h.wait_for(seq);
         assert_eq!(again["ok"], true, "{name} did not recover: {again}");
-        assert_eq!(again["response"]["events"], 1, "{name}: not a fresh worker: {again}");
+        assert_eq!(
+            again["response"]["events"], 1,
+            "{name}: not a fresh worker: {again}"
+        );
         assert_eq!(again["new_instance"]["instance"], 2, "{again}");
     }
 
@@ -161,7 +221,11 @@ both_modes!(abusive_python_workers_hurt_only_themselves, |mode| {
     let (rest, status) = h.sv.finish();
     assert!(rest.is_empty(), "{rest:?}");
     assert!(status.success());
-    assert!(dir.leftovers().is_empty(), "left on the host: {:?}", dir.leftovers());
+    assert!(
+        dir.leftovers().is_empty(),
+        "left on the host: {:?}",
+        dir.leftovers()
+    );
 });
 
 both_modes!(a_garbage_writer_is_killed_with_protocol_error, |mode| {
@@ -170,9 +234,14 @@ both_modes!(a_garbage_writer_is_killed_with_protocol_error, |mode| {
     let (line, latencies) = h.during("garbage", json!({"action": "garbage"}));
     report(mode, "garbage", &latencies);
     expect_error(&line, "protocol_error", "this is not a frame");
-    let seq = h.sv.send(&json!({"session_id": "garbage", "action": "echo"}));
+    let seq =
+        h.sv.send(&json!({"session_id": "garbage", "action": "echo"}));
     let again = h.wait_for(seq);
-    assert_eq!(body(&again)["event_count"], 1, "not a fresh worker: {again}");
+    assert_eq!(
+        body(&again)["event_count"],
+        1,
+        "not a fresh worker: {again}"
+    );
     assert!(h.sv.finish().1.success());
 });
 
@@ -181,22 +250,44 @@ both_modes!(a_crash_reports_status_and_stderr, |mode| {
     let mut sv = Supervisor::start(mode, &dir, &native_worker_args());
     let line = sv.ask(json!({"session_id": "c", "action": "crash", "code": 7}));
     expect_error(&line, "worker_exited", "exit status 7");
-    assert!(line["error"]["message"].as_str().unwrap().contains("crashing on purpose"), "{line}");
+    assert!(
+        line["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("crashing on purpose"),
+        "{line}"
+    );
     assert!(sv.finish().1.success());
 });
 
-both_modes!(oversized_events_and_responses_are_refused_without_harm, |mode| {
-    let dir = TestDir::new(mode);
-    let mut args = vec!["--max-event-bytes".to_string(), "4000".into(), "--max-response-bytes".into(), "3000".into()];
-    args.extend(native_worker_args());
-    let mut sv = Supervisor::start(mode, &dir, &args);
-    assert_eq!(body(&sv.ask(event("s", "echo", "first")))["event_count"], 1);
-    let huge = event("s", "echo", &"x".repeat(10_000));
-    expect_error(&sv.ask(huge), "payload_too_large", "--max-event-bytes");
-    // Fits the event limit, but the worker's reply (a JSON string in a JSON string) does not fit.
-    let big_reply = event("s", "echo", &"\"".repeat(1400));
-    expect_error(&sv.ask(big_reply), "response_too_large", "--max-response-bytes");
-    let after = sv.ask(event("s", "echo", "after"));
-    assert_eq!(body(&after)["event_count"], 1, "the oversized reply's worker was replaced: {after}");
-    assert!(sv.finish().1.success());
-});
+both_modes!(
+    oversized_events_and_responses_are_refused_without_harm,
+    |mode| {
+        let dir = TestDir::new(mode);
+        let mut args = vec![
+            "--max-event-bytes".to_string(),
+            "4000".into(),
+            "--max-response-bytes".into(),
+            "3000".into(),
+        ];
+        args.extend(native_worker_args());
+        let mut sv = Supervisor::start(mode, &dir, &args);
+        assert_eq!(body(&sv.ask(event("s", "echo", "first")))["event_count"], 1);
+        let huge = event("s", "echo", &"x".repeat(10_000));
+        expect_error(&sv.ask(huge), "payload_too_large", "--max-event-bytes");
+        // Fits the event limit, but the worker's reply (a JSON string in a JSON string) does not fit.
+        let big_reply = event("s", "echo", &"\"".repeat(1400));
+        expect_error(
+            &sv.ask(big_reply),
+            "response_too_large",
+            "--max-response-bytes",
+        );
+        let after = sv.ask(event("s", "echo", "after"));
+        assert_eq!(
+            body(&after)["event_count"],
+            1,
+            "the oversized reply's worker was replaced: {after}"
+        );
+        assert!(sv.finish().1.success());
+    }
+);

@@ -1,6 +1,7 @@
 //! Fronts: how clients reach the registry. They know sessions and events, never
 //! namespaces or workers.
 
+pub mod http;
 pub mod stdio;
 
 /// Longest session id accepted, in bytes (AgentCore's limit).

@@ -1,7 +1,7 @@
 //! The actions a worker performs, chosen by the event's `action` field.
 //!
-//! `echo`, `write`, `read` and `whoami` are what a session's agent code would
-//! do; `exec`, `sleep`, `crash`, `stderr` and `garbage` exist so that
+//! `echo`, `write`, `read`, `whoami` and `stream` are what a session's agent
+//! code would do; `exec`, `sleep`, `crash`, `stderr` and `garbage` exist so that
 //! isolation and fault tests can probe the sandbox and the supervisor from
 //! inside a real worker. Actions return an [`Outcome`] rather than doing
 //! stdio themselves, so the serving loop alone owns the protocol streams.
@@ -26,15 +26,37 @@ pub const SESSION_FILE: &str = "/tmp/session.txt";
 /// The line `garbage` puts on stdout to test the supervisor's frame parsing.
 pub const GARBAGE_LINE: &[u8] = b"this is not a frame\n";
 
+/// Longest pause `stream` takes before a chunk, whatever the event asks.
+pub const MAX_STREAM_DELAY: Duration = Duration::from_secs(10);
+
 /// What the serving loop must do for one request.
 #[derive(Debug)]
 pub enum Outcome {
     /// Answer the request with a result or an error frame.
     Reply(Result<LambdaResponse, ActionError>),
+    /// Answer the request with these chunk frames, pausing before each, then
+    /// the stream's end frame.
+    Stream(Stream),
     /// Write [`GARBAGE_LINE`] to stdout and leave the request unanswered.
     Garbage,
     /// Exit at once with this code, leaving the request unanswered.
     Crash(i32),
+}
+
+/// A streamed answer: what the serving loop writes, and how slowly.
+#[derive(Debug)]
+pub struct Stream {
+    pub chunks: Vec<Token>,
+    pub delay: Duration,
+}
+
+/// One chunk of `stream`: the same shape as `examples/stream_agent.py`'s.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Token {
+    pub index: usize,
+    pub token: String,
+    /// The worker's event count when the stream began.
+    pub turn: u64,
 }
 
 /// A failed action, sent back as an error frame.
@@ -86,6 +108,7 @@ impl Worker {
             "write" => write(session_id, &event.message),
             "read" => read(session_id),
             "whoami" => Ok(whoami(session_id)),
+            "stream" => return Outcome::Stream(self.stream(&event.message, event.delay_ms)),
             "exec" => match event.command.as_deref() {
                 Some(command) => exec(command),
                 None => Err(ActionError {
@@ -124,6 +147,27 @@ impl Worker {
             event_count: self.event_count,
             pid: self.pid,
         })
+    }
+
+    /// One chunk per word of `message` (one `(empty)` chunk for no words),
+    /// like a model streaming tokens.
+    fn stream(&self, message: &str, delay_ms: Option<u64>) -> Stream {
+        let mut words: Vec<&str> = message.split_whitespace().collect();
+        if words.is_empty() {
+            words.push("(empty)");
+        }
+        Stream {
+            chunks: words
+                .into_iter()
+                .enumerate()
+                .map(|(index, token)| Token {
+                    index,
+                    token: token.to_string(),
+                    turn: self.event_count,
+                })
+                .collect(),
+            delay: Duration::from_millis(delay_ms.unwrap_or(0)).min(MAX_STREAM_DELAY),
+        }
     }
 }
 
@@ -338,6 +382,35 @@ mod tests {
         assert_eq!(second["session_id"], "s1");
         assert_eq!(second["message"], "hi");
         assert_eq!(second["pid"], std::process::id());
+    }
+
+    #[test]
+    fn stream_yields_one_token_per_word() {
+        let req = parse_request(
+            br#"{"id":1,"event":{"action":"stream","message":" a  b c ","delay_ms":99999},"context":{"session_id":"s"}}"#,
+        )
+        .expect("valid frame");
+        let Outcome::Stream(stream) = Worker::new().handle(&req) else {
+            panic!("stream did not stream");
+        };
+        let tokens: Vec<&str> = stream.chunks.iter().map(|c| c.token.as_str()).collect();
+        assert_eq!(tokens, ["a", "b", "c"]);
+        assert_eq!(stream.chunks[2].index, 2);
+        assert_eq!(stream.chunks[0].turn, 1);
+        assert_eq!(stream.delay, MAX_STREAM_DELAY);
+    }
+
+    #[test]
+    fn stream_of_nothing_still_yields_a_chunk() {
+        let req =
+            parse_request(br#"{"id":1,"event":{"action":"stream"},"context":{"session_id":"s"}}"#)
+                .expect("valid frame");
+        let Outcome::Stream(stream) = Worker::new().handle(&req) else {
+            panic!("stream did not stream");
+        };
+        assert_eq!(stream.chunks.len(), 1);
+        assert_eq!(stream.chunks[0].token, "(empty)");
+        assert_eq!(stream.delay, Duration::ZERO);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `sessionvisor-worker`: the native reference worker that the supervisor runs,
 //! one sandboxed process per agent session.
 //!
-//! It reads request frames from stdin, one JSON object per line, and writes
-//! exactly one response frame per request to stdout, flushed at once. Stdout
+//! It reads request frames from stdin, one JSON object per line, and answers
+//! each with one response frame on stdout (or, for `stream`, chunk frames and
+//! an end frame), each flushed at once. Stdout
 //! carries frames only; diagnostics go to stderr, one line each. On stdin EOF
 //! it exits 0. See `protocol` for the frames and `actions` for the actions.
 
@@ -54,6 +55,15 @@ fn serve(mut input: impl BufRead, output: impl Write) -> io::Result<()> {
         };
         match worker.handle(&req) {
             Outcome::Reply(Ok(result)) => protocol::write_result(&mut out, req.id, &result)?,
+            Outcome::Stream(stream) => {
+                for chunk in &stream.chunks {
+                    if !stream.delay.is_zero() {
+                        std::thread::sleep(stream.delay);
+                    }
+                    protocol::write_chunk(&mut out, req.id, chunk)?;
+                }
+                protocol::write_stream_end(&mut out, req.id)?;
+            }
             Outcome::Reply(Err(err)) => {
                 diag(&format!(
                     "sessionvisor-worker: request {} failed: {}: {}",
@@ -107,6 +117,20 @@ mod tests {
         assert_eq!(out[0]["error"]["type"], "BadFrame");
         assert_eq!(out[1]["id"], 3);
         assert_eq!(out[1]["result"]["statusCode"], 200);
+    }
+
+    #[test]
+    fn stream_writes_chunks_then_the_end_frame() {
+        let out = frames(
+            "{\"id\":5,\"event\":{\"action\":\"stream\",\"message\":\"x y\"},\"context\":{\"session_id\":\"s\"}}\n",
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0]["id"], 5);
+        assert_eq!(out[0]["chunk"]["token"], "x");
+        assert_eq!(out[1]["chunk"]["token"], "y");
+        assert_eq!(out[1]["chunk"]["index"], 1);
+        assert_eq!(out[2]["stream_end"], true);
+        assert_eq!(out[2]["result"], Value::Null);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Event<'a> {
     /// Exit code for `crash`.
     #[serde(default)]
     pub code: Option<i32>,
+    /// Pause before each chunk of `stream`, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
 }
 
 fn default_action<'a>() -> Cow<'a, str> {
@@ -96,6 +99,19 @@ struct ResultFrame<'a, T> {
 }
 
 #[derive(Serialize)]
+struct ChunkFrame<'a, T> {
+    id: u64,
+    chunk: &'a T,
+}
+
+#[derive(Serialize)]
+struct StreamEndFrame {
+    id: u64,
+    result: Option<()>,
+    stream_end: bool,
+}
+
+#[derive(Serialize)]
 struct ErrorFrame<'a> {
     id: Option<u64>,
     error: ErrorDetail<'a>,
@@ -114,6 +130,24 @@ struct ErrorDetail<'a> {
 /// Writes `{"id", "result"}` as one line and flushes it.
 pub fn write_result<W: Write, T: Serialize>(out: &mut W, id: u64, result: &T) -> io::Result<()> {
     write_frame(out, &ResultFrame { id, result })
+}
+
+/// Writes `{"id", "chunk"}`, one item of a streamed response, as one line
+/// and flushes it, so the client can see it before the stream ends.
+pub fn write_chunk<W: Write, T: Serialize>(out: &mut W, id: u64, chunk: &T) -> io::Result<()> {
+    write_frame(out, &ChunkFrame { id, chunk })
+}
+
+/// Writes `{"id", "result": null, "stream_end": true}`, which ends a stream.
+pub fn write_stream_end<W: Write>(out: &mut W, id: u64) -> io::Result<()> {
+    write_frame(
+        out,
+        &StreamEndFrame {
+            id,
+            result: None,
+            stream_end: true,
+        },
+    )
 }
 
 /// Writes `{"id", "error": {"type", "message", "traceback"}}` as one line and
@@ -190,6 +224,25 @@ mod tests {
         assert_eq!(
             frame,
             json!({"id": null, "error": {"type": "BadFrame", "message": "nope", "traceback": null}})
+        );
+    }
+
+    #[test]
+    fn chunk_and_stream_end_frame_shapes() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, 3, &json!({"token": "a"})).expect("write");
+        write_stream_end(&mut out, 3).expect("write");
+        let frames: Vec<Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("json"))
+            .collect();
+        assert_eq!(
+            frames,
+            vec![
+                json!({"id": 3, "chunk": {"token": "a"}}),
+                json!({"id": 3, "result": null, "stream_end": true}),
+            ]
         );
     }
 
