@@ -43,6 +43,11 @@ enum Command {
     Sessions(SessionsArgs),
     /// Stop one session of a running `sessionvisor serve` at once.
     Stop(StopArgs),
+    /// Load-test sessions: many at once, every answer checked for misroutes and
+    /// leaks; reports latencies, throughput and memory. Exit status 0 when all
+    /// passed, 1 when any session saw another's answer or data, 3 when events
+    /// failed (or the run was interrupted), 2 when sessions cannot be isolated.
+    Stress(crate::stress::StressArgs),
 }
 
 #[derive(Args)]
@@ -223,6 +228,10 @@ pub struct SupervisorArgs {
     /// across stops and restarts of the same session id (AgentCore session storage).
     #[arg(long, value_name = "DIR")]
     pub session_storage: Option<PathBuf>,
+    /// Keep N sandboxed workers started (handler imported) and unbound, so new
+    /// sessions skip the cold start. Each pooled worker serves one session, ever.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warm_pool: usize,
     /// The worker command, when not using --handler.
     #[arg(last = true, value_name = "WORKER_CMD")]
     pub worker: Vec<String>,
@@ -306,6 +315,7 @@ impl SupervisorArgs {
                 .session_storage
                 .as_ref()
                 .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
+            warm_pool: self.warm_pool,
         };
         let launcher = Launcher::new(argv, state, options);
         if let Err(reason) = launcher.probe().await {
@@ -394,6 +404,7 @@ pub fn main() -> ExitCode {
             }
             Command::Sessions(args) => crate::client::sessions(&args.server.url, args.json).await,
             Command::Stop(args) => crate::client::stop(&args.server.url, &args.session).await,
+            Command::Stress(args) => crate::stress::run(args).await,
         }
     })
 }

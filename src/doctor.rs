@@ -139,6 +139,7 @@ async fn probe(
         },
         limits,
         storage: None,
+        warm_pool: 0,
     };
     let launcher = Launcher::new(Vec::new(), state, options);
     let enforcement = launcher.enforcement();

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, EventError};
 use crate::limits::{Enforcement, Limits};
+use crate::pool::WarmPool;
 use crate::sandbox::cgroup::{
     CgroupLimits, CgroupRoot, CgroupUnavailable, LimitCounters, SessionCgroup,
 };
+use crate::sandbox::hostname::set_hostname_of;
 use crate::sandbox::probe::HostFacts;
 use crate::sandbox::{spawn::sandboxed_command, NetworkMode, SandboxSpec, Scratch};
 use crate::statedir::{SessionDirs, StateDir};
@@ -21,6 +23,8 @@ use crate::worker::{WorkerFault, WorkerProcess};
 /// regular users and the usual subordinate-id ranges (100000+).
 pub const DEFAULT_UID_BASE: u32 = 1_000_000_000;
 const MAX_SESSION_UIDS: u32 = 1_000_000;
+/// How long a warm-pool sandbox may take to come up before it is discarded.
+const POOL_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How workers are isolated.
 #[derive(Debug, Clone)]
@@ -47,6 +51,7 @@ pub struct Launcher {
     limits: Limits,
     cgroup: Result<CgroupRoot, CgroupUnavailable>,
     storage: Option<PathBuf>,
+    pool: Option<WarmPool>,
     free_uid_slots: Mutex<UidSlots>,
 }
 
@@ -58,6 +63,8 @@ pub struct LaunchedWorker {
     /// Limit counters as of the last check, to see which limit a fault hit.
     counters: LimitCounters,
     uid_slot: Option<u32>,
+    /// Came ready-made from the warm pool.
+    pub pooled: bool,
 }
 
 /// What a launcher needs besides the worker command.
@@ -67,6 +74,8 @@ pub struct LaunchOptions {
     pub limits: Limits,
     /// Root of persistent per-session storage (`--session-storage`).
     pub storage: Option<PathBuf>,
+    /// Sandboxed workers kept started and unbound (`--warm-pool`).
+    pub warm_pool: usize,
 }
 
 impl Launcher {
@@ -83,8 +92,18 @@ impl Launcher {
         if let Err(unavailable) = &cgroup {
             tracing::debug!(reason = %unavailable.reason, "no cgroup for session limits; falling back to rlimits");
         }
+        let pool_possible = matches!(options.isolation, Isolation::Sandbox { .. });
+        if options.warm_pool > 0 && options.storage.is_some() {
+            tracing::warn!(
+                "--warm-pool is off with --session-storage: storage must be mounted before the \
+                 worker starts, and a pooled worker starts before its session is known"
+            );
+        }
+        let pool = (options.warm_pool > 0 && pool_possible && options.storage.is_none())
+            .then(|| WarmPool::new(options.warm_pool));
         Launcher {
             argv,
+            pool,
             isolation: options.isolation,
             state,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
@@ -137,7 +156,10 @@ impl Launcher {
     }
 
     /// Starts the worker for `session_id` (a label only when shared).
-    pub fn launch(&self, session_id: &Arc<str>) -> Result<LaunchedWorker, EventError> {
+    pub async fn launch(
+        self: &Arc<Self>,
+        session_id: &Arc<str>,
+    ) -> Result<LaunchedWorker, EventError> {
         match &self.isolation {
             Isolation::None => {
                 let mut command = tokio::process::Command::new(&self.argv[0]);
@@ -155,9 +177,95 @@ impl Launcher {
                     cgroup: None,
                     counters: LimitCounters::default(),
                     uid_slot: None,
+                    pooled: false,
                 })
             }
-            Isolation::Sandbox { .. } => self.launch_sandboxed(session_id, self.argv.clone()),
+            Isolation::Sandbox { init_exe, .. } => {
+                if let Some(worker) = self.take_pooled(init_exe, session_id).await {
+                    return Ok(worker);
+                }
+                self.launch_sandboxed(session_id, self.argv.clone())
+            }
+        }
+    }
+
+    /// Starts workers until the warm pool is full again, in the background.
+    pub fn refill_pool(self: &Arc<Self>) {
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        for _ in 0..pool.reserve_refills() {
+            let launcher = Arc::clone(self);
+            pool.refills().spawn(async move {
+                let label: Arc<str> = Arc::from("warm-pool");
+                let started = launcher.launch_sandboxed(&label, launcher.argv.clone());
+                let worker = match started {
+                    // Only a finished sandbox may be handed out: its hostname is
+                    // set on binding, after PID 1 has set its own.
+                    Ok(worker) if worker.process.sandbox_ready(POOL_READY_TIMEOUT).await => {
+                        Some(worker)
+                    }
+                    Ok(worker) => {
+                        let tail = worker.process.stderr_tail().join(" | ");
+                        tracing::warn!(stderr = %tail, "a warm-pool sandbox did not come up");
+                        launcher.retire(worker, Duration::ZERO).await;
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start a warm-pool worker");
+                        None
+                    }
+                };
+                if let Some(pool) = &launcher.pool {
+                    if let Some(unwanted) = pool.put(worker) {
+                        launcher.retire(unwanted, Duration::ZERO).await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// A pooled worker bound to `session_id`, or `None` for a cold start.
+    async fn take_pooled(
+        self: &Arc<Self>,
+        init_exe: &std::path::Path,
+        session_id: &Arc<str>,
+    ) -> Option<LaunchedWorker> {
+        let pool = self.pool.as_ref()?;
+        let taken = loop {
+            let Some(mut worker) = pool.take() else {
+                break None;
+            };
+            if worker.process.has_exited() {
+                tracing::warn!("a warm-pool worker died while waiting; discarding it");
+                self.retire(worker, Duration::ZERO).await;
+                continue;
+            }
+            break Some(worker);
+        };
+        self.refill_pool();
+        let mut worker = taken?;
+        worker.pooled = true;
+        let hostname = hostname_for(session_id);
+        match set_hostname_of(init_exe, worker.process.pid(), &hostname).await {
+            Ok(()) => {
+                worker.process.set_label(Arc::clone(session_id));
+                Some(worker)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot bind a warm-pool worker; starting cold");
+                self.retire(worker, Duration::ZERO).await;
+                None
+            }
+        }
+    }
+
+    /// Retires every pooled worker and stops refilling (shutdown).
+    pub async fn drain_pool(&self) {
+        if let Some(pool) = &self.pool {
+            for worker in pool.close().await {
+                self.retire(worker, Duration::ZERO).await;
+            }
         }
     }
 
@@ -279,6 +387,7 @@ impl Launcher {
                 cgroup,
                 counters: LimitCounters::default(),
                 uid_slot,
+                pooled: false,
             }),
             Err(error) => {
                 let error = spawn_error(init_exe.to_string_lossy().as_ref(), error);

@@ -86,6 +86,8 @@ impl RegistryCore {
 impl Registry {
     pub fn new(launcher: Launcher, policy: SessionPolicy, max_sessions: usize) -> Self {
         let shared_worker = launcher.is_shared().then(WorkerSlot::default);
+        let launcher = Arc::new(launcher);
+        launcher.refill_pool();
         Registry {
             core: Arc::new(RegistryCore {
                 state: Mutex::new(RegistryState {
@@ -95,7 +97,7 @@ impl Registry {
                     closed: false,
                 }),
             }),
-            launcher: Arc::new(launcher),
+            launcher,
             shared_worker,
             policy,
             max_sessions,
@@ -110,10 +112,23 @@ impl Registry {
         event: serde_json::Value,
         chunks: Option<ChunkSink>,
     ) -> oneshot::Receiver<Outcome> {
+        self.dispatch_with_request_id(session_id, event, chunks, None)
+    }
+
+    /// [`Self::dispatch`] with the client's request id, which the handler sees
+    /// as `context.aws_request_id`.
+    pub fn dispatch_with_request_id(
+        &self,
+        session_id: &str,
+        event: serde_json::Value,
+        chunks: Option<ChunkSink>,
+        request_id: Option<String>,
+    ) -> oneshot::Receiver<Outcome> {
         let (reply, outcome) = oneshot::channel();
         let invocation = Invocation {
             event,
             chunks,
+            request_id,
             reply,
         };
         match self.inbox_for(session_id) {
@@ -172,6 +187,7 @@ impl Registry {
                 started_at: None,
                 last_activity: None,
                 events: 0,
+                from_warm_pool: false,
             }),
             cancel: CancellationToken::new(),
             ended: watch::Sender::new(false),
@@ -279,6 +295,7 @@ impl Registry {
             Err(_) => JoinSet::new(),
         };
         while tasks.join_next().await.is_some() {}
+        self.launcher.drain_pool().await;
         if let Some(slot) = &self.shared_worker {
             if let Some(worker) = slot.lock().await.take() {
                 self.launcher.retire(worker, self.policy.stop_grace).await;

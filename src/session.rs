@@ -34,6 +34,9 @@ pub struct Invocation {
     pub event: serde_json::Value,
     /// Where streamed chunks go as they arrive; `None` collects them.
     pub chunks: Option<ChunkSink>,
+    /// The client's request id (the handler's `context.aws_request_id`); one is
+    /// generated when the client gave none.
+    pub request_id: Option<String>,
     pub reply: oneshot::Sender<Outcome>,
 }
 
@@ -85,6 +88,8 @@ pub struct SessionInfo {
     pub last_activity: Option<String>,
     /// Events handled by this session id so far, across instances.
     pub events: u64,
+    /// The current worker came ready-made from the warm pool.
+    pub from_warm_pool: bool,
 }
 
 /// What the registry and the session task share about one session.
@@ -200,13 +205,14 @@ impl SessionTask {
         let Invocation {
             event,
             chunks,
+            request_id,
             reply,
         } = invocation;
         let cancel = self.shared.cancel.clone();
         let finished = tokio::select! {
             biased;
             _ = cancel.cancelled() => None,
-            outcome = self.call(&event, chunks.as_ref()) => Some(outcome),
+            outcome = self.call(&event, chunks.as_ref(), request_id) => Some(outcome),
         };
         let outcome = match finished {
             Some(outcome) => outcome,
@@ -231,11 +237,16 @@ impl SessionTask {
         let _ = reply.send(outcome);
     }
 
-    async fn call(&mut self, event: &serde_json::Value, chunks: Option<&ChunkSink>) -> Outcome {
+    async fn call(
+        &mut self,
+        event: &serde_json::Value,
+        chunks: Option<&ChunkSink>,
+        request_id: Option<String>,
+    ) -> Outcome {
         let mut slot = self.worker.lock().await;
         let mut replaced = None;
         if slot.is_none() {
-            let worker = self.launcher.launch(&self.id)?;
+            let worker = self.launcher.launch(&self.id).await?;
             self.instance += 1;
             replaced = self.last_end.take();
             self.worker_started = Some(Instant::now());
@@ -243,6 +254,7 @@ impl SessionTask {
             if let Ok(mut info) = self.shared.info.lock() {
                 info.instance = self.instance;
                 info.worker_pid = Some(worker.process.pid());
+                info.from_warm_pool = worker.pooled;
                 info.started_at = Some(now_rfc3339());
             }
             *slot = Some(worker);
@@ -255,7 +267,7 @@ impl SessionTask {
         let Some(worker) = slot.as_mut() else {
             unreachable!("the slot was filled just above");
         };
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         match worker
             .process
             .call(event, &self.id, &request_id, chunks)

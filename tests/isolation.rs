@@ -136,6 +136,15 @@ both_modes!(sandbox_hygiene, |mode| {
         json!(host_ns("net")),
         "network is shared by default"
     );
+    // Our init (PID 1) shed its namespace capabilities and cannot be inspected.
+    let init = body(&sv.ask(exec(
+        "A",
+        "grep CapEff /proc/1/status; cat /proc/1/environ >/dev/null 2>&1 || echo sealed",
+    )));
+    assert_eq!(
+        init["stdout"], "CapEff:\t0000000000000000\nsealed\n",
+        "{init}"
+    );
     if mode == Mode::Root {
         assert_ne!(a["uid"], 0);
         assert_ne!(a["uid"], b["uid"], "as root, each session gets its own uid");

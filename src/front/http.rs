@@ -2,10 +2,10 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /invocations` | the agent contract ([`runtime`]) |
-//! | `GET /ping` | `Healthy` / `HealthyBusy` ([`health`]) |
-//! | `POST /runtimes/{arn}/invocations`, `.../stopruntimesession` | the AWS data plane ([`aws`]) |
-//! | `GET /sessions`, `DELETE /sessions/{id}` | management ([`sessions`]) |
+//! | `POST /invocations` | the agent contract (`runtime`) |
+//! | `GET /ping` | `Healthy` / `HealthyBusy` (`health`) |
+//! | `POST /runtimes/{arn}/invocations`, `.../stopruntimesession` | the AWS data plane (`aws`) |
+//! | `GET /sessions`, `DELETE /sessions/{id}` | management (`sessions`) |
 //!
 //! Every event goes through the same registry as `run`'s: sessions run in
 //! parallel, and the events of one session in the order they arrived.

@@ -57,7 +57,7 @@ fn render(seq: u64, session_id: Option<&str>, outcome: &Outcome) -> String {
     let line = match outcome {
         Ok(delivered) => {
             let response = &delivered.response;
-            let streamed = response.chunks.is_some() || response.chunks_forwarded > 0;
+            let streamed = response.streamed;
             ResultLine {
                 seq,
                 session_id,

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::{
-    fds, landlock, mounts, namespaces, net, rlimits, userns, NetworkMode, RlimitResource,
-    SandboxSpec, EXIT_SETUP_FAILED, SETUP_FAILED_PREFIX,
+    caps, fds, landlock, mounts, namespaces, net, rlimits, userns, NetworkMode, RlimitResource,
+    SandboxSpec, EXIT_SETUP_FAILED, SANDBOX_READY_LINE, SETUP_FAILED_PREFIX,
 };
 
 /// Each step of building a sandbox, named in errors so a failure says where.
@@ -59,6 +59,7 @@ pub enum Step {
     Signals,
     Rlimits,
     Cgroup,
+    DropCapabilities,
     Scratch,
     Storage,
 }
@@ -87,6 +88,7 @@ impl fmt::Display for Step {
             Step::Signals => "installing signal forwarding",
             Step::Rlimits => "setting resource limits (setrlimit)",
             Step::Cgroup => "joining the session's cgroup",
+            Step::DropCapabilities => "dropping PID 1's capabilities",
             Step::Scratch => {
                 "mounting the session's size-limited /tmp, /var/tmp and /dev/shm (tmpfs)"
             }
@@ -233,6 +235,12 @@ fn pid1(spec: &SandboxSpec, lifeline: OwnedFd) -> Result<i32, InitError> {
         // Probe: the sandbox could be built; there is nothing to run.
         return Ok(0);
     }
+    // PID 1 holds every capability of the session's user namespace, enough to
+    // undo the read-only host or uncover the state directory. The worker shares
+    // its uid; shed the capabilities and refuse ptrace and /proc access so the
+    // worker can never borrow them.
+    caps::drop_all()?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| InitError::sys(Step::DropCapabilities, e))?;
 
     let argv: Vec<CString> = spec
         .argv
@@ -244,6 +252,7 @@ fn pid1(spec: &SandboxSpec, lifeline: OwnedFd) -> Result<i32, InitError> {
     std::env::set_var("TMPDIR", "/tmp");
     forward_signals()?;
 
+    eprintln!("{SANDBOX_READY_LINE}");
     // SAFETY: single-threaded process; see the module comment.
     match unsafe { fork() }.map_err(|e| InitError::sys(Step::Fork, e))? {
         ForkResult::Child => {

@@ -10,8 +10,10 @@
 //! One file per kernel concern, as in nsjail: [`fds`], [`userns`], [`namespaces`],
 //! [`mounts`], [`net`], [`landlock`], [`rlimits`], [`cgroup`], [`probe`].
 
+pub mod caps;
 pub mod cgroup;
 pub mod fds;
+pub mod hostname;
 pub mod init;
 pub mod landlock;
 pub mod mounts;
@@ -34,3 +36,7 @@ pub const EXIT_SETUP_FAILED: i32 = 125;
 
 /// Prefix of the stderr line that explains a failed sandbox setup.
 pub const SETUP_FAILED_PREFIX: &str = "sessionvisor-init: sandbox setup failed";
+
+/// The line PID 1 writes to stderr once the sandbox is complete, just before it
+/// starts the worker. A warm pool hands out only sandboxes that said it.
+pub const SANDBOX_READY_LINE: &str = "sessionvisor-init: sandbox ready";

@@ -14,10 +14,16 @@ use tokio::task::JoinHandle;
 use super::protocol::{Reply, ReplyFrame, RequestContext, RequestFrame};
 use crate::error::{ErrorKind, EventError};
 use crate::lines::{read_bounded_line, LineRead};
-use crate::sandbox::{EXIT_SETUP_FAILED, SETUP_FAILED_PREFIX};
+use crate::sandbox::{EXIT_SETUP_FAILED, SANDBOX_READY_LINE, SETUP_FAILED_PREFIX};
 
 /// How many of the worker's last stderr lines an error report quotes.
 const STDERR_TAIL_LINES: usize = 10;
+/// Read buffer per worker pipe. Small on purpose: a thousand idle sessions must
+/// not cost the supervisor tens of MiB; long lines are read in pieces anyway.
+const READ_BUFFER: usize = 4096;
+/// Frame buffers above this are released after use instead of kept per session.
+const KEEP_BUFFER: usize = 64 * 1024;
+
 /// Longest stderr line kept; longer ones are logged as omitted.
 const MAX_STDERR_LINE: usize = 16 * 1024;
 
@@ -30,6 +36,8 @@ pub struct Response {
     pub chunks: Option<Vec<Box<RawValue>>>,
     /// How many chunks went to the caller's sink as they arrived.
     pub chunks_forwarded: usize,
+    /// The handler streamed (possibly zero chunks) rather than returning a value.
+    pub streamed: bool,
 }
 
 /// Where streamed chunks go as they arrive. Bounded, so a slow client slows
@@ -73,6 +81,11 @@ pub struct WorkerProcess {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The session its stderr lines are tagged with; changes when a pooled
+    /// worker is bound to a session.
+    label: Arc<Mutex<Arc<str>>>,
+    /// Turns true when the sandbox's PID 1 reports the sandbox complete.
+    ready: tokio::sync::watch::Receiver<bool>,
     stderr_task: Option<JoinHandle<()>>,
     next_id: u64,
     frame: Vec<u8>,
@@ -97,10 +110,13 @@ impl WorkerProcess {
         let pid = child.id().unwrap_or(0);
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
         let tail = Arc::clone(&stderr_tail);
+        let label = Arc::new(Mutex::new(label));
+        let stderr_label = Arc::clone(&label);
+        let (sandbox_ready, ready) = tokio::sync::watch::channel(false);
         let stderr_task = tokio::spawn(async move {
             // Raw bytes, bounded: a worker's subprocess may write anything, and a
             // stalled reader would block the worker on its next stderr write.
-            let mut reader = BufReader::new(stderr);
+            let mut reader = BufReader::with_capacity(1024, stderr);
             let mut raw = Vec::new();
             loop {
                 let line = match read_bounded_line(&mut reader, &mut raw, MAX_STDERR_LINE).await {
@@ -108,7 +124,15 @@ impl WorkerProcess {
                     Ok(LineRead::TooLong(size)) => format!("<stderr line of {size} bytes omitted>"),
                     Ok(LineRead::Eof) | Err(_) => break,
                 };
-                tracing::info!(target: "sessionvisor::worker", session = %label, pid, "{line}");
+                if line == SANDBOX_READY_LINE {
+                    sandbox_ready.send_replace(true);
+                    continue;
+                }
+                let session = stderr_label
+                    .lock()
+                    .map(|l| Arc::clone(&l))
+                    .unwrap_or_default();
+                tracing::info!(target: "sessionvisor::worker", %session, pid, "{line}");
                 if let Ok(mut tail) = tail.lock() {
                     if tail.len() == STDERR_TAIL_LINES {
                         tail.pop_front();
@@ -120,8 +144,10 @@ impl WorkerProcess {
         Ok(WorkerProcess {
             child,
             stdin: Some(stdin),
-            stdout: BufReader::with_capacity(64 * 1024, stdout),
+            stdout: BufReader::with_capacity(READ_BUFFER, stdout),
             stderr_tail,
+            label,
+            ready,
             stderr_task: Some(stderr_task),
             next_id: 1,
             frame: Vec::with_capacity(512),
@@ -140,6 +166,26 @@ impl WorkerProcess {
 
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Tags the worker's further stderr lines with `label`.
+    pub fn set_label(&self, label: Arc<str>) {
+        if let Ok(mut current) = self.label.lock() {
+            *current = label;
+        }
+    }
+
+    /// Waits until the sandbox around this worker is complete; false if it never
+    /// will be (the process died) or `timeout` passed.
+    pub async fn sandbox_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.ready.clone();
+        let became_ready = tokio::time::timeout(timeout, ready.wait_for(|ready| *ready)).await;
+        matches!(became_ready, Ok(Ok(_)))
+    }
+
+    /// Whether the process has already exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends one event and waits for its reply.
@@ -169,7 +215,13 @@ impl WorkerProcess {
         })?;
         self.frame.push(b'\n');
         let timeout = self.limits.event_timeout;
-        match tokio::time::timeout(timeout, self.exchange(id, sink)).await {
+        let outcome = tokio::time::timeout(timeout, self.exchange(id, sink)).await;
+        for buffer in [&mut self.frame, &mut self.line] {
+            if buffer.capacity() > KEEP_BUFFER {
+                *buffer = Vec::with_capacity(512);
+            }
+        }
+        match outcome {
             Ok(outcome) => outcome,
             Err(_) => {
                 self.kill().await;
@@ -242,6 +294,7 @@ impl WorkerProcess {
                 Reply::Result(result) => {
                     return Ok(Response {
                         result,
+                        streamed: chunks.is_some() || forwarded > 0,
                         chunks,
                         chunks_forwarded: forwarded,
                     })
@@ -254,6 +307,7 @@ impl WorkerProcess {
                             _ => None,
                         },
                         chunks_forwarded: forwarded,
+                        streamed: true,
                     })
                 }
                 Reply::Chunk(chunk) => match target {

@@ -59,7 +59,12 @@ pub async fn invoke(
 ) -> Response {
     let busy = front.health.begin();
     let (sink, mut chunks) = mpsc::channel::<Box<RawValue>>(CHUNK_BUFFER);
-    let reply = front.registry.dispatch(&ids.session_id, event, Some(sink));
+    let reply = front.registry.dispatch_with_request_id(
+        &ids.session_id,
+        event,
+        Some(sink),
+        Some(ids.request_id.clone()),
+    );
     let mut outcome = PendingOutcome::spawn(reply, busy);
 
     // Chunks are forwarded before the outcome is sent, so preferring chunks
@@ -73,6 +78,15 @@ pub async fn invoke(
         },
     };
     let mut response = match start {
+        Start::Done(Ok(delivered)) if delivered.response.streamed => {
+            // A generator that yielded nothing: still a stream, just an empty one.
+            let mut response = (StatusCode::OK, String::new()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            response
+        }
         Start::Done(Ok(delivered)) => {
             let result = delivered.response.result;
             let body = result.map_or_else(|| "null".to_string(), |raw| String::from(raw.get()));

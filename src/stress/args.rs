@@ -1,0 +1,120 @@
+//! The options of `sessionvisor stress`, and how they pick the worker.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::cli::SupervisorArgs;
+
+/// The echo agent the `python` worker runs, from the source tree this binary
+/// was built from (as `demo` finds it).
+const ECHO_AGENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/worker/examples/echo_agent.py");
+
+/// Most sessions one run may drive: keeps a typo from forking a host to death.
+pub const MAX_SESSIONS: u64 = 100_000;
+/// Most events one session may get in one run.
+pub const MAX_EVENTS: u64 = 1_000_000;
+/// Most sessions driven at once.
+pub const MAX_CONCURRENCY: u64 = 10_000;
+
+#[derive(Args, Debug)]
+pub struct StressArgs {
+    /// Sessions to create, each with its own id (and so its own worker).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=MAX_SESSIONS))]
+    pub sessions: u64,
+    /// Events per session. The first writes the session's nonce into its /tmp
+    /// (its cold start); later ones alternate echo and read to check it.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_EVENTS))]
+    pub events: u64,
+    /// Sessions driven at once; the events of one session are sent one after
+    /// another, each once the previous one was answered.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
+    pub concurrency: u64,
+    /// The worker the sessions run, so its answers can be checked: `native`
+    /// (`sessionvisor-worker`) or `python` (the bundled echo agent). It also
+    /// starts that worker unless --handler or `-- CMD` names one [default:
+    /// python with --handler, else native].
+    #[arg(long = "worker", id = "worker_kind", value_enum)]
+    pub worker_kind: Option<WorkerKind>,
+    /// Drive a running `sessionvisor serve` at this base URL (loopback) instead
+    /// of a supervisor embedded in this process.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// With --url: the server's pid, to report its peak RSS and the memory
+    /// its sessions use.
+    #[arg(long, value_name = "PID", requires = "url")]
+    pub server_pid: Option<u32>,
+    /// Print the summary as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub supervisor: SupervisorArgs,
+}
+
+/// Which worker protocol the checks expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkerKind {
+    /// `sessionvisor-worker`: `echo` reports a per-process event count.
+    Native,
+    /// `worker/examples/echo_agent.py`: `whoami` reports the agent's turns.
+    Python,
+}
+
+impl WorkerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerKind::Native => "native",
+            WorkerKind::Python => "python",
+        }
+    }
+}
+
+impl StressArgs {
+    /// The worker kind to check against, filling in the supervisor's worker
+    /// command when the user gave none (only an embedded supervisor needs one).
+    pub fn resolve_worker(&mut self) -> Result<WorkerKind, String> {
+        let given = self.supervisor.handler.is_some() || !self.supervisor.worker.is_empty();
+        let kind = self
+            .worker_kind
+            .unwrap_or(if self.supervisor.handler.is_some() {
+                WorkerKind::Python
+            } else {
+                WorkerKind::Native
+            });
+        if given || self.url.is_some() {
+            return Ok(kind);
+        }
+        match kind {
+            WorkerKind::Native => {
+                let worker = native_worker()?;
+                self.supervisor.worker = vec![worker.display().to_string()];
+            }
+            WorkerKind::Python => {
+                if !std::path::Path::new(ECHO_AGENT).is_file() {
+                    return Err(format!(
+                        "--worker python: the echo agent {ECHO_AGENT} is missing; \
+                         give --handler FILE.py:FUNC"
+                    ));
+                }
+                self.supervisor.handler = Some(format!("{ECHO_AGENT}:handler"));
+            }
+        }
+        Ok(kind)
+    }
+}
+
+/// `sessionvisor-worker`, which the workspace builds next to `sessionvisor`.
+fn native_worker() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this binary to look for sessionvisor-worker: {e}"))?;
+    let worker = exe.with_file_name("sessionvisor-worker");
+    if worker.is_file() {
+        Ok(worker)
+    } else {
+        Err(format!(
+            "--worker native: {} is missing; build it (`cargo build --workspace`) \
+             or give the worker after --",
+            worker.display()
+        ))
+    }
+}
