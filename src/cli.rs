@@ -265,12 +265,35 @@ impl SupervisorArgs {
         }
     }
 
+    /// Files every session's worker must open: the handler and its host, or
+    /// the worker program when named by path.
+    fn files_sessions_need(&self, argv: &[String]) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if self.handler.is_some() {
+            files.extend(argv.get(1).map(PathBuf::from));
+            if let Some((file, _)) = argv.get(2).and_then(|spec| spec.rsplit_once(':')) {
+                files.push(PathBuf::from(file));
+            }
+        } else if let Some(program) = argv.first().filter(|p| p.contains('/')) {
+            files.extend(std::path::absolute(program).ok());
+        }
+        files
+    }
+
     pub fn policy(&self) -> crate::session::SessionPolicy {
         crate::session::SessionPolicy {
             idle_timeout: self.idle_timeout,
             max_lifetime: self.max_lifetime,
             stop_grace: self.stop_grace,
         }
+    }
+
+    /// The session registry for these options: the launcher (sandbox proven by a
+    /// probe) with the lifecycle policy and the session cap. `Err` explains why
+    /// sessions cannot be isolated; callers exit with [`EXIT_CANNOT_ISOLATE`].
+    pub async fn registry(&self) -> Result<Registry, String> {
+        let launcher = self.launcher().await?;
+        Ok(Registry::new(launcher, self.policy(), self.max_sessions))
     }
 
     /// Builds the launcher and proves the sandbox works before any event is read.
@@ -299,6 +322,17 @@ impl SupervisorArgs {
             .state_dir
             .clone()
             .unwrap_or_else(StateDir::default_base);
+        if matches!(isolation, Isolation::Sandbox { .. }) {
+            for file in self.files_sessions_need(&argv) {
+                if let Some(place) = hidden_inside_sessions(&file, &base) {
+                    return Err(format!(
+                        "{} is under {place}, which every session sees as its own private \
+                         directory, so no worker could open it; move it elsewhere",
+                        file.display()
+                    ));
+                }
+            }
+        }
         let state = StateDir::open(&base, root).map_err(|e| e.to_string())?;
         if let Some(storage) = &self.session_storage {
             std::fs::create_dir_all(storage)
@@ -329,6 +363,18 @@ impl SupervisorArgs {
         }
         Ok(launcher)
     }
+}
+
+/// Which session-private place hides `path` inside every sandbox, if any.
+fn hidden_inside_sessions(path: &std::path::Path, state_base: &std::path::Path) -> Option<String> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let state_base = std::fs::canonicalize(state_base).unwrap_or_else(|_| state_base.to_path_buf());
+    ["/tmp", "/var/tmp", "/dev/shm"]
+        .iter()
+        .map(PathBuf::from)
+        .chain([state_base])
+        .find(|private| path.starts_with(private))
+        .map(|private| private.display().to_string())
 }
 
 /// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this
@@ -420,18 +466,13 @@ fn init_tracing() {
 
 async fn run(args: RunArgs) -> ExitCode {
     let shutdown = termination_signal();
-    let launcher = match args.supervisor.launcher().await {
-        Ok(launcher) => launcher,
+    let registry = match args.supervisor.registry().await {
+        Ok(registry) => registry,
         Err(message) => {
             eprintln!("sessionvisor: {message}");
             return ExitCode::from(EXIT_CANNOT_ISOLATE);
         }
     };
-    let registry = Registry::new(
-        launcher,
-        args.supervisor.policy(),
-        args.supervisor.max_sessions,
-    );
     let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
     let served = crate::front::stdio::serve(
         registry,
@@ -467,18 +508,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let launcher = match args.supervisor.launcher().await {
-        Ok(launcher) => launcher,
+    let registry = match args.supervisor.registry().await {
+        Ok(registry) => registry,
         Err(message) => {
             eprintln!("sessionvisor: {message}");
             return ExitCode::from(EXIT_CANNOT_ISOLATE);
         }
     };
-    let registry = Registry::new(
-        launcher,
-        args.supervisor.policy(),
-        args.supervisor.max_sessions,
-    );
     let options = crate::front::http::HttpOptions {
         max_event_bytes: args.supervisor.max_event_bytes,
         shutdown_grace: args.supervisor.shutdown_grace,

@@ -107,4 +107,16 @@ fn usage_errors_are_named() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no such file"));
+    // Every session has its own /tmp, so a handler kept in the host's cannot be run.
+    let in_tmp = dir.dir.path().join("agent.py");
+    std::fs::copy(repo_path("worker/examples/echo_agent.py"), &in_tmp).unwrap();
+    Command::new(sessionvisor_bin())
+        .args(["run", "--handler"])
+        .arg(format!("{}:handler", in_tmp.display()))
+        .arg("--state-dir")
+        .arg(dir.state_dir())
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("private directory"));
 }

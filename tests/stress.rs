@@ -117,7 +117,10 @@ both_modes!(a_worker_shared_by_all_sessions_is_caught, |mode| {
     assert!(report["misroutes"].as_u64() > Some(0), "{report:#}");
     assert!(report["leaks"].as_u64() > Some(0), "{report:#}");
     let examples = report["examples"].to_string();
-    assert!(examples.contains("the nonce of session stress-"), "{examples}");
+    assert!(
+        examples.contains("the nonce of session stress-"),
+        "{examples}"
+    );
 });
 
 /// A `sessionvisor serve` on a free loopback port, stopped on drop.

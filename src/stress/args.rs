@@ -1,6 +1,7 @@
 //! The options of `sessionvisor stress`, and how they pick the worker.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -30,6 +31,11 @@ pub struct StressArgs {
     /// another, each once the previous one was answered.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
     pub concurrency: u64,
+    /// Start one session per interval (e.g. 200ms) instead of as fast as lanes
+    /// free up, so cold starts do not queue behind one another. The first
+    /// starts one interval in.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub session_interval: Option<Duration>,
     /// The worker the sessions run, so its answers can be checked: `native`
     /// (`sessionvisor-worker`) or `python` (the bundled echo agent). It also
     /// starts that worker unless --handler or `-- CMD` names one [default:
@@ -49,6 +55,20 @@ pub struct StressArgs {
     pub json: bool,
     #[command(flatten)]
     pub supervisor: SupervisorArgs,
+}
+
+/// Longest `--session-interval`: a run must end in bounded time.
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval > MAX_INTERVAL {
+        return Err(format!(
+            "at most {}",
+            humantime::format_duration(MAX_INTERVAL)
+        ));
+    }
+    Ok(interval)
 }
 
 /// Which worker protocol the checks expect.

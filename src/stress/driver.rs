@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::args::WorkerKind;
+use super::pace::Pacer;
 use super::plan::{self, Action, Naming};
 use super::tally::{Live, Tally};
 use super::target::Target;
@@ -21,6 +22,8 @@ pub struct Load {
     pub concurrency: u64,
     pub kind: WorkerKind,
     pub naming: Naming,
+    /// Set with `--session-interval`: when each session may start.
+    pub pacer: Option<Pacer>,
 }
 
 /// Runs every session (or until `stop`), and returns what was counted.
@@ -71,6 +74,12 @@ impl Lane {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
             if index >= self.load.sessions {
                 break;
+            }
+            if let Some(pacer) = &self.load.pacer {
+                tokio::select! {
+                    _ = self.stop.cancelled() => break,
+                    _ = pacer.wait_turn() => {}
+                }
             }
             self.session(index).await;
         }

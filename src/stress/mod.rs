@@ -15,6 +15,7 @@
 //! | `verify` | what only the session's own worker could answer |
 //! | `target` | the embedded supervisor, or `serve` over HTTP |
 //! | `driver` | lanes that run sessions concurrently |
+//! | `pace` | sessions arriving at a steady rate |
 //! | `tally` | counts and latency histograms |
 //! | `memory` | peak RSS and memory per session, from /proc |
 //! | `progress` | the progress bar, or plain lines |
@@ -23,6 +24,7 @@
 mod args;
 mod driver;
 mod memory;
+mod pace;
 mod plan;
 mod progress;
 mod report;
@@ -91,6 +93,7 @@ pub async fn run(mut args: StressArgs) -> ExitCode {
         concurrency: args.concurrency,
         kind,
         naming: Naming::new(),
+        pacer: args.session_interval.map(pace::Pacer::new),
     });
     let used_before = memory::host_used().ok();
     let live = Arc::new(Live::default());
