@@ -248,12 +248,10 @@ impl SupervisorArgs {
                 if !file.is_file() {
                     return Err(format!("--handler {spec}: no such file {}", file.display()));
                 }
-                let host = handler_host_path()?;
-                Ok(vec![
-                    self.python.clone(),
-                    host,
-                    format!("{}:{function}", file.display()),
-                ])
+                let mut argv = vec![self.python.clone()];
+                argv.extend(handler_host_args());
+                argv.push(format!("{}:{function}", file.display()));
+                Ok(argv)
             }
             (None, false) => Ok(self.worker.clone()),
             (Some(_), false) => Err("give either --handler or a worker command, not both".into()),
@@ -265,17 +263,20 @@ impl SupervisorArgs {
         }
     }
 
-    /// Files every session's worker must open: the handler and its host, or
-    /// the worker program when named by path.
-    fn files_sessions_need(&self, argv: &[String]) -> Vec<PathBuf> {
+    /// Files every session's worker must open: the handler (and a host file
+    /// named by `$SESSIONVISOR_HANDLER_HOST`), or the worker program when named
+    /// by path.
+    fn files_sessions_need(&self, argv: &[String]) -> Vec<(PathBuf, bool)> {
         let mut files = Vec::new();
         if self.handler.is_some() {
-            files.extend(argv.get(1).map(PathBuf::from));
-            if let Some((file, _)) = argv.get(2).and_then(|spec| spec.rsplit_once(':')) {
-                files.push(PathBuf::from(file));
+            if let Some(host) = argv.get(1).filter(|a| *a != "-c") {
+                files.push((PathBuf::from(host), false));
+            }
+            if let Some((file, _)) = argv.last().and_then(|spec| spec.rsplit_once(':')) {
+                files.push((PathBuf::from(file), false));
             }
         } else if let Some(program) = argv.first().filter(|p| p.contains('/')) {
-            files.extend(std::path::absolute(program).ok());
+            files.extend(std::path::absolute(program).ok().map(|p| (p, true)));
         }
         files
     }
@@ -323,14 +324,19 @@ impl SupervisorArgs {
             .clone()
             .unwrap_or_else(StateDir::default_base);
         if matches!(isolation, Isolation::Sandbox { .. }) {
-            for file in self.files_sessions_need(&argv) {
-                if let Some(place) = hidden_inside_sessions(&file, &base) {
-                    return Err(format!(
-                        "{} is under {place}, which every session sees as its own private \
-                         directory, so no worker could open it; move it elsewhere",
-                        file.display()
-                    ));
-                }
+            let state_base = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+            for (file, execute) in self.files_sessions_need(&argv) {
+                crate::assets::reachable_by_sessions(&file, execute)
+                    .and_then(|()| match std::fs::canonicalize(&file) {
+                        Ok(real) if real.starts_with(&state_base) => Err(format!(
+                            "{} is inside the state directory, which sessions cannot see",
+                            file.display()
+                        )),
+                        _ => Ok(()),
+                    })
+                    .map_err(|why| {
+                        format!("no session could open its worker: {why}; move it elsewhere")
+                    })?;
             }
         }
         let state = StateDir::open(&base, root).map_err(|e| e.to_string())?;
@@ -365,18 +371,6 @@ impl SupervisorArgs {
     }
 }
 
-/// Which session-private place hides `path` inside every sandbox, if any.
-fn hidden_inside_sessions(path: &std::path::Path, state_base: &std::path::Path) -> Option<String> {
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let state_base = std::fs::canonicalize(state_base).unwrap_or_else(|_| state_base.to_path_buf());
-    ["/tmp", "/var/tmp", "/dev/shm"]
-        .iter()
-        .map(PathBuf::from)
-        .chain([state_base])
-        .find(|private| path.starts_with(private))
-        .map(|private| private.display().to_string())
-}
-
 /// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this
 /// is called, not when the future is first polled, so a signal that arrives
 /// while the supervisor is still starting is not lost.
@@ -398,20 +392,13 @@ pub fn termination_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// The Python handler host: `$SESSIONVISOR_HANDLER_HOST`, else the file in the
-/// source tree this binary was built from.
-fn handler_host_path() -> Result<String, String> {
-    if let Some(path) = std::env::var_os("SESSIONVISOR_HANDLER_HOST") {
-        return Ok(path.to_string_lossy().into_owned());
+/// How to start the Python handler host: `$SESSIONVISOR_HANDLER_HOST` when
+/// set (a file), else the copy embedded in this binary, passed with `-c`.
+fn handler_host_args() -> Vec<String> {
+    match std::env::var_os("SESSIONVISOR_HANDLER_HOST") {
+        Some(path) => vec![path.to_string_lossy().into_owned()],
+        None => vec!["-c".to_string(), crate::assets::HANDLER_HOST.to_string()],
     }
-    let in_tree = concat!(env!("CARGO_MANIFEST_DIR"), "/worker/python/handler_host.py");
-    if std::path::Path::new(in_tree).is_file() {
-        return Ok(in_tree.to_string());
-    }
-    Err(
-        "cannot find worker/python/handler_host.py; set SESSIONVISOR_HANDLER_HOST to its path"
-            .into(),
-    )
 }
 
 pub fn main() -> ExitCode {

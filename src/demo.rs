@@ -9,8 +9,6 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-const ECHO_AGENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/worker/examples/echo_agent.py");
-
 /// One step of the story and what an isolated run must answer.
 struct Step {
     session: &'static str,
@@ -77,6 +75,8 @@ struct Supervisor {
 impl Supervisor {
     fn start(python: &str, isolation: &str) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the sessionvisor binary")?;
+        // A copy every session uid can open, wherever this tree was cloned.
+        let agent = crate::assets::echo_agent().context("writing the bundled echo agent")?;
         let mut child = tokio::process::Command::new(exe)
             .args([
                 "run",
@@ -86,7 +86,7 @@ impl Supervisor {
                 python,
                 "--handler",
             ])
-            .arg(format!("{ECHO_AGENT}:handler"))
+            .arg(format!("{}:handler", agent.display()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // The shared run's warning is the point of the table; keep the table clean.

@@ -4,6 +4,7 @@
 //! front ([`front`]) → registry ([`registry`]) → session task ([`session`]) →
 //! worker ([`worker`], started by [`launcher`] inside a [`sandbox`]) → back.
 
+pub mod assets;
 pub mod cli;
 pub mod client;
 pub mod demo;

@@ -3,7 +3,9 @@
 //!
 //! - **Pss** of every descendant of the supervisor (`smaps_rollup`): the
 //!   sessions' processes, each shared page split among its sharers. It leaves
-//!   out kernel memory (page tables, namespaces, tmpfs inodes, cgroups).
+//!   out kernel memory (page tables, namespaces, tmpfs inodes, cgroups). A
+//!   process whose `smaps_rollup` we may not read counts its private resident
+//!   pages (`statm`) instead.
 //! - **Host used** (`MemTotal - MemAvailable` now, less before the run): takes
 //!   in the kernel's share too, but also anything else the host did meanwhile.
 
@@ -81,7 +83,9 @@ pub struct PssSum {
     /// the file-backed rest is mostly page cache of shared binaries.
     pub anon_bytes: u64,
     pub processes: usize,
-    /// Processes whose `smaps_rollup` could not be read (gone, or not ours).
+    /// Of `processes`, those counted from `statm` (private resident pages).
+    pub from_statm: usize,
+    /// Processes that could not be read at all (gone in between).
     pub unreadable: usize,
 }
 
@@ -90,6 +94,7 @@ pub fn pss_sum(pids: &[u32]) -> PssSum {
         bytes: 0,
         anon_bytes: 0,
         processes: 0,
+        from_statm: 0,
         unreadable: 0,
     };
     for pid in pids {
@@ -97,7 +102,12 @@ pub fn pss_sum(pids: &[u32]) -> PssSum {
         let pss = rollup
             .as_deref()
             .and_then(|rollup| Some((kib_field(rollup, "Pss")?, kib_field(rollup, "Pss_Anon")?)));
-        match pss {
+        let counted = pss.or_else(|| {
+            let estimate = private_resident(*pid);
+            sum.from_statm += usize::from(estimate.is_some());
+            estimate
+        });
+        match counted {
             Some((bytes, anon)) => {
                 sum.bytes += bytes;
                 sum.anon_bytes += anon;
@@ -107,6 +117,20 @@ pub fn pss_sum(pids: &[u32]) -> PssSum {
         }
     }
     sum
+}
+
+/// For a process whose `smaps_rollup` is closed to us (a sandbox's init is
+/// not dumpable): its resident pages that are not file-backed or shared, from
+/// the world-readable `statm`, as both its Pss and its anonymous part.
+fn private_resident(pid: u32) -> Option<(u64, u64)> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let mut pages = statm.split_whitespace().map(|n| n.parse::<u64>().ok());
+    let resident = pages.nth(1)??;
+    let shared = pages.next()??;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let bytes = resident.saturating_sub(shared) * page;
+    Some((bytes, bytes))
 }
 
 #[cfg(test)]
@@ -119,6 +143,13 @@ mod tests {
         assert_eq!(kib_field(text, "VmHWM"), Some(2 * 1024 * 1024));
         assert_eq!(kib_field(text, "Pss"), Some(12 * 1024));
         assert_eq!(kib_field(text, "Rss"), None);
+    }
+
+    #[test]
+    fn private_resident_memory_is_read_from_statm() {
+        let (bytes, anon) = private_resident(std::process::id()).unwrap();
+        assert!(bytes > 0);
+        assert_eq!(bytes, anon);
     }
 
     #[test]

@@ -180,6 +180,7 @@ fn session_memory(pid: u32, live_sessions: u64, used_before: Option<u64>) -> Ses
         pss_bytes: (pss.processes > 0).then(|| per_session(pss.bytes)),
         pss_anon_bytes: (pss.processes > 0).then(|| per_session(pss.anon_bytes)),
         processes: pss.processes,
+        statm_processes: pss.from_statm,
         unreadable_processes: pss.unreadable,
         host_used_bytes: used_before
             .zip(used_now)

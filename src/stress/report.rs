@@ -42,6 +42,8 @@ pub struct SessionMemory {
     pub pss_anon_bytes: Option<u64>,
     /// Processes counted for `pss_bytes`, and those that could not be read.
     pub processes: usize,
+    /// Of those, processes closed to `smaps_rollup` and counted from `statm`.
+    pub statm_processes: usize,
     pub unreadable_processes: usize,
     /// Growth of `MemTotal - MemAvailable` since before the run, per live session.
     pub host_used_bytes: Option<u64>,
@@ -204,10 +206,10 @@ impl Report {
                         memory.pss_bytes.map_or("n/a".into(), mib),
                         memory.pss_anon_bytes.map_or("n/a".into(), mib),
                         memory.processes,
-                        if memory.unreadable_processes > 0 {
-                            format!(", {} unreadable", memory.unreadable_processes)
-                        } else {
-                            String::new()
+                        match (memory.statm_processes, memory.unreadable_processes) {
+                            (0, 0) => String::new(),
+                            (statm, 0) => format!(", {statm} of them from statm"),
+                            (statm, gone) => format!(", {statm} from statm, {gone} unreadable"),
                         },
                         memory.host_used_bytes.map_or("n/a".into(), mib),
                         memory.live_sessions

@@ -42,7 +42,9 @@ DEFAULT_FUNC = "handler"
 NO_DEADLINE_REMAINING_MS = 900_000
 U64_MAX = (1 << 64) - 1
 
-_HOST_FILE = os.path.abspath(__file__)
+# Run as a file, or as `python3 -c <this source>` (how sessionvisor starts it,
+# so the host never has to sit in a directory every session uid can reach).
+_HOST_FILE = os.path.abspath(__file__) if "__file__" in globals() else "<string>"
 
 
 # --------------------------------------------------------------------------
