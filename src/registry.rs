@@ -16,6 +16,9 @@ use crate::session::{
 };
 use crate::worker::ChunkSink;
 
+/// Ended session ids remembered for their instance numbers.
+const HISTORY_LIMIT: usize = 100_000;
+
 /// Routes events to sessions. Fronts hold it behind an `Arc`.
 pub struct Registry {
     core: Arc<RegistryCore>,
@@ -77,6 +80,13 @@ impl RegistryCore {
             state.sessions.remove(id);
         }
         if let Some(history) = history {
+            if state.history.len() >= HISTORY_LIMIT {
+                // Forget some id rather than grow without bound: at worst that id's
+                // next worker reports instance 1 instead of a higher number.
+                if let Some(forgotten) = state.history.keys().next().cloned() {
+                    state.history.remove(&forgotten);
+                }
+            }
             state.history.insert(Arc::clone(id), history);
         }
         true

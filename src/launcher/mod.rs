@@ -1,7 +1,6 @@
 //! Starts workers: sandboxed, one per session, or (for comparison only) plain.
 //! The only module that connects sessions to the sandbox; fronts never see it.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,10 +18,18 @@ use crate::statedir::{SessionDirs, StateDir};
 use crate::worker::process::ReplyLimits;
 use crate::worker::{WorkerFault, WorkerProcess};
 
+mod naming;
+mod storage;
+mod uid_slots;
+
+pub use naming::hostname_for;
+use storage::chown_tree;
+pub use storage::storage_name;
+use uid_slots::UidSlots;
+
 /// First host uid handed to sessions when the supervisor runs as root. Far above
 /// regular users and the usual subordinate-id ranges (100000+).
 pub const DEFAULT_UID_BASE: u32 = 1_000_000_000;
-const MAX_SESSION_UIDS: u32 = 1_000_000;
 /// How long a warm-pool sandbox may take to come up before it is discarded.
 const POOL_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -492,130 +499,9 @@ impl Launcher {
     }
 }
 
-/// Hands out the lowest free slot, so uids stay small and reused.
-#[derive(Default)]
-struct UidSlots {
-    next_unused: u32,
-    returned: BTreeSet<u32>,
-}
-
-impl UidSlots {
-    fn take(&mut self) -> Option<u32> {
-        if let Some(slot) = self.returned.pop_first() {
-            return Some(slot);
-        }
-        (self.next_unused < MAX_SESSION_UIDS).then(|| {
-            self.next_unused += 1;
-            self.next_unused - 1
-        })
-    }
-
-    fn give_back(&mut self, slot: u32) {
-        self.returned.insert(slot);
-    }
-}
-
-/// A directory name for a session id: the id when it is plain and short, else
-/// `%` and the hex SHA-256 of the id (`%` never appears in a plain name).
-pub fn storage_name(session_id: &str) -> String {
-    let plain = session_id.len() <= 128
-        && !session_id.starts_with('.')
-        && session_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if plain {
-        return session_id.to_string();
-    }
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(session_id.as_bytes());
-    let mut name = String::from("%");
-    for byte in digest {
-        name.push_str(&format!("{byte:02x}"));
-    }
-    name
-}
-
-/// Session uids are handed out per live session, so a storage directory may
-/// belong to the uid of an earlier instance: give it to the current one.
-fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.uid() != uid || meta.gid() != gid {
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-    }
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), uid, gid)?;
-        }
-    }
-    Ok(())
-}
-
 fn spawn_error(program: &str, error: std::io::Error) -> EventError {
     EventError::new(
         ErrorKind::SpawnFailed,
         format!("cannot start {program}: {error}"),
     )
-}
-
-/// A valid hostname derived from the session id: its first safe characters and a
-/// hash of the whole id, so distinct ids get distinct names.
-pub fn hostname_for(session_id: &str) -> String {
-    let safe: String = session_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(40)
-        .collect::<String>()
-        .trim_matches('-')
-        .to_ascii_lowercase();
-    let hash = fnv1a(session_id.as_bytes());
-    if safe.is_empty() {
-        format!("sv-{hash:08x}")
-    } else {
-        format!("sv-{safe}-{hash:08x}")
-    }
-}
-
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |hash, &b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostnames_are_valid_and_distinct() {
-        let a = hostname_for("session-A");
-        let b = hostname_for("session-a");
-        assert_ne!(a, b);
-        assert!(a.len() <= 63);
-        assert!(hostname_for("ÿÿ/../..").starts_with("sv-"));
-        assert!(hostname_for(&"x".repeat(256)).len() <= 63);
-    }
-
-    #[test]
-    fn storage_names_cannot_escape_or_collide() {
-        assert_eq!(storage_name("session-1"), "session-1");
-        assert!(storage_name("..").starts_with('%'));
-        assert!(storage_name(".hidden").starts_with('%'));
-        assert!(storage_name("a b").starts_with('%'));
-        assert_ne!(storage_name("a b"), storage_name("a  b"));
-        assert!(storage_name(&"x".repeat(256)).len() < 100);
-    }
-
-    #[test]
-    fn uid_slots_are_reused_lowest_first() {
-        let mut slots = UidSlots::default();
-        assert_eq!(slots.take(), Some(0));
-        assert_eq!(slots.take(), Some(1));
-        assert_eq!(slots.take(), Some(2));
-        slots.give_back(1);
-        slots.give_back(0);
-        assert_eq!(slots.take(), Some(0));
-        assert_eq!(slots.take(), Some(1));
-        assert_eq!(slots.take(), Some(3));
-    }
 }
