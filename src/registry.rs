@@ -56,6 +56,13 @@ pub enum StopError {
 }
 
 impl RegistryCore {
+    /// Records how an id's last worker ended, for its next instance to report.
+    pub(crate) fn remember(&self, id: &Arc<str>, history: (u32, EndReason)) {
+        if let Ok(mut state) = self.state.lock() {
+            state.remember(id, history);
+        }
+    }
+
     /// Called by a session task with no worker: removes its entry if nothing is
     /// queued for it. Dispatch sends under the same lock, so no event can slip
     /// into an inbox that is about to be dropped.
@@ -80,16 +87,22 @@ impl RegistryCore {
             state.sessions.remove(id);
         }
         if let Some(history) = history {
-            if state.history.len() >= HISTORY_LIMIT {
-                // Forget some id rather than grow without bound: at worst that id's
-                // next worker reports instance 1 instead of a higher number.
-                if let Some(forgotten) = state.history.keys().next().cloned() {
-                    state.history.remove(&forgotten);
-                }
-            }
-            state.history.insert(Arc::clone(id), history);
+            state.remember(id, history);
         }
         true
+    }
+}
+
+impl RegistryState {
+    fn remember(&mut self, id: &Arc<str>, history: (u32, EndReason)) {
+        if self.history.len() >= HISTORY_LIMIT {
+            // Forget some id rather than grow without bound: at worst that id's
+            // next worker reports instance 1 instead of a higher number.
+            if let Some(forgotten) = self.history.keys().next().cloned() {
+                self.history.remove(&forgotten);
+            }
+        }
+        self.history.insert(Arc::clone(id), history);
     }
 }
 

@@ -58,6 +58,17 @@ pub enum EndReason {
     WorkerFailed,
 }
 
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Stopped => "stopped",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::MaxLifetime => "max_lifetime",
+            EndReason::WorkerFailed => "worker_failed",
+        }
+    }
+}
+
 /// How long sessions live.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionPolicy {
@@ -158,6 +169,10 @@ impl SessionTask {
                 _ = self.shared.cancel.cancelled() => {
                     self.fail_queued("the session was stopped");
                     self.end_worker(EndReason::Stopped, Duration::ZERO).await;
+                    // Stopped from outside: the registry already dropped our entry.
+                    if let Some(history) = self.history() {
+                        self.registry.remember(&self.id, history);
+                    }
                     break;
                 }
                 command = self.inbox.recv() => match command {

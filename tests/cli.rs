@@ -21,6 +21,14 @@ fn doctor_reports_host_support_and_the_isolation_applied() {
     assert!(report["host"]["cgroup"].is_string());
     assert!(report["host"]["max_user_namespaces"].as_u64().unwrap() > 0);
     assert!(report["isolation"].as_array().unwrap().len() >= 4);
+    let limits: Vec<&str> = report["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["limit"].as_str().unwrap())
+        .collect();
+    assert_eq!(limits, ["memory", "pids", "tmp-size", "nofile", "cpus"]);
+    assert!(report["limits"][0]["mechanism"].as_str().unwrap().len() > 5);
 
     Command::new(sessionvisor_bin())
         .args(["doctor", "--state-dir"])

@@ -752,8 +752,17 @@ fn sessions_are_listed_and_stopped_by_id() {
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     assert_eq!(json_of(again)["error"]["kind"], "session_not_found");
 
-    let fresh = lambda_body(invoke(&server, "s 1", &json!({"action": "echo"})));
-    assert_eq!(fresh["event_count"], 1, "a stopped id gets a new worker");
+    let fresh = invoke(&server, "s 1", &json!({"action": "echo"}));
+    assert_eq!(
+        fresh.headers()["x-sessionvisor-new-instance"],
+        "2; previous-ended=stopped",
+        "the answer says it came from a new worker instance"
+    );
+    assert_eq!(
+        lambda_body(fresh)["event_count"],
+        1,
+        "a stopped id gets a new worker"
+    );
     assert_clean_exit(server, &dir);
 }
 

@@ -88,9 +88,20 @@ pub async fn invoke(
             response
         }
         Start::Done(Ok(delivered)) => {
+            let replaced = delivered
+                .replaced
+                .map(|reason| (delivered.instance, reason));
             let result = delivered.response.result;
             let body = result.map_or_else(|| "null".to_string(), |raw| String::from(raw.get()));
-            json_response(body)
+            let mut response = json_response(body);
+            if let Some((instance, reason)) = replaced {
+                // The id's earlier worker ended; this is a fresh one with an empty /tmp.
+                let value = format!("{instance}; previous-ended={}", reason.as_str());
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(NEW_INSTANCE_HEADER, value);
+                }
+            }
+            response
         }
         Start::Done(Err(error)) => {
             tracing::debug!(session = %ids.session_id, request = %ids.request_id, %error, "event failed");
@@ -104,6 +115,10 @@ pub async fn invoke(
     ids.echo(response.headers_mut(), dialect);
     response
 }
+
+/// Set when an event started a new worker for a session id whose previous
+/// worker ended (stopped, idle, expired or failed): `2; previous-ended=stopped`.
+pub const NEW_INSTANCE_HEADER: &str = "x-sessionvisor-new-instance";
 
 /// How an invocation began: with a chunk, or with its whole outcome.
 enum Start {
