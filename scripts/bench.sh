@@ -250,6 +250,11 @@ if "$bin" run --help | grep -q -- '--warm-pool'; then
   pool_off=$(tool field "$out/pool-off.json" cold_start_us.p50)
   pool_on=$(tool field "$out/pool-on.json" cold_start_us.p50)
   pool_rows=$(tool row "cold start, Python, --warm-pool 4 vs none (p50)" "$pool_on" "$pool_off" "µs" "<=0.1x")
+  echo "-- native cold start with --warm-pool 4, against the same bwrap baseline"
+  pool_native=$(rounds 3 tool coldstart run 30 "$gap" "$bin" run --state-dir "$run_state" \
+    --warm-pool 4 -- "$worker")
+  pool_rows+=$'\n'$(tool row "cold start, native worker, --warm-pool 4 (p50) vs bwrap (not a target)" \
+    "$pool_native" "$cold_bwrap" "µs" "<=1.5x")
 fi
 
 echo
@@ -289,6 +294,7 @@ echo "  cold start p50 through the Python driver (median of 3 rounds; sessions o
   "${gap}s apart unless back to back): run+native $cold_native, bwrap+native $cold_bwrap;" \
   "back to back: run+native $cold_native_b2b, bwrap+native $cold_bwrap_b2b;" \
   "run+python $cold_python, plain python $cold_python_plain"
+[ -n "${pool_native:-}" ] && echo "  run+native with --warm-pool 4: $pool_native"
 [ -n "${rl_native:-}" ] && echo "  rootless: run+native $rl_native, bwrap+native $rl_bwrap," \
   "run+python $rl_python, plain python $rl_python_plain"
 echo "  warm round trip p50 (median of 3 rounds of 2,000 sequential, one session):" \

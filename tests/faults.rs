@@ -291,3 +291,18 @@ both_modes!(
         assert!(sv.finish().1.success());
     }
 );
+
+// The process limit is per session: a rootless supervisor's sessions all share
+// one uid, and a limit set before the user namespace existed would cap them all
+// together (3 processes per session here: 6 sessions need 18 > 8).
+both_modes!(the_process_limit_is_per_session_not_per_user, |mode| {
+    let dir = TestDir::new(mode);
+    let mut args = vec!["--pids".to_string(), "8".into()];
+    args.extend(native_worker_args());
+    let mut sv = Supervisor::start(mode, &dir, &args);
+    for session in ["s1", "s2", "s3", "s4", "s5", "s6"] {
+        let line = sv.ask(event(session, "echo", ""));
+        assert_eq!(line["ok"], true, "{session}: {line}");
+    }
+    assert!(sv.finish().1.success());
+});

@@ -86,6 +86,25 @@ both_modes!(a_small_python_run_finds_no_misroute_and_no_leak, |mode| {
     assert_clean(&report, code, 42, &dir);
 });
 
+both_modes!(sessions_served_from_a_warm_pool_pass_the_checks, |mode| {
+    // A pooled worker must serve one session, ever: one that served another
+    // first would answer with a counter that is not where this session's own
+    // events put it.
+    let dir = TestDir::new(mode);
+    let args = strings(&[
+        "--warm-pool",
+        "3",
+        "--sessions",
+        "10",
+        "--events",
+        "6",
+        "--concurrency",
+        "3",
+    ]);
+    let (report, code) = stress(mode, &dir, &args);
+    assert_clean(&report, code, 60, &dir);
+});
+
 /// One worker shared by every session, with a /tmp of its own (a private
 /// tmpfs in its own mount namespace) so runs never touch the host's /tmp or
 /// each other's.
@@ -116,11 +135,10 @@ both_modes!(a_worker_shared_by_all_sessions_is_caught, |mode| {
     assert_eq!(code, Some(1));
     assert!(report["misroutes"].as_u64() > Some(0), "{report:#}");
     assert!(report["leaks"].as_u64() > Some(0), "{report:#}");
-    let examples = report["examples"].to_string();
-    assert!(
-        examples.contains("the nonce of session stress-"),
-        "{examples}"
-    );
+    let leaks = report["leak_examples"].to_string();
+    assert!(leaks.contains("the nonce of session stress-"), "{leaks}");
+    let misroutes = report["misroute_examples"].to_string();
+    assert!(misroutes.contains("the worker's counter is"), "{misroutes}");
 });
 
 /// A `sessionvisor serve` on a free loopback port, stopped on drop.

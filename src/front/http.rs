@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use crate::registry::Registry;
 
 pub use ids::{REQUEST_HEADER, SESSION_HEADER};
+pub use invoke::NEW_INSTANCE_HEADER;
 
 /// What every handler shares.
 pub(crate) struct Front {

@@ -171,11 +171,13 @@ fn outer(args: &[String]) -> Result<i32, InitError> {
     if let Some((uid, gid)) = spec.drop_to {
         userns::drop_host_privileges(uid, gid)?;
     }
-    // RLIMIT_NPROC set before the user namespace exists also caps it from above.
-    rlimits::apply(&spec.rlimits, &[RlimitResource::Nproc])?;
     let host_ids = userns::host_ids();
     namespaces::enter_new(spec.network)?;
     userns::map_own_ids(host_ids)?;
+    // Only now: RLIMIT_NPROC in force when a user namespace is created becomes
+    // that namespace's ceiling for the whole uid, shared by every session of a
+    // rootless supervisor. Set inside, it counts this session's processes alone.
+    rlimits::apply(&spec.rlimits, &[RlimitResource::Nproc])?;
     // Credential changes above clear the parent-death signal the supervisor set
     // before exec; set it again, then make sure the supervisor did not die in between.
     die_with_parent()?;

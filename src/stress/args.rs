@@ -24,7 +24,8 @@ pub struct StressArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=MAX_SESSIONS))]
     pub sessions: u64,
     /// Events per session. The first writes the session's nonce into its /tmp
-    /// (its cold start); later ones alternate echo and read to check it.
+    /// (its cold start); later ones take turns checking the worker's counter
+    /// and reading the nonce back.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_EVENTS))]
     pub events: u64,
     /// Sessions driven at once; the events of one session are sent one after
@@ -40,7 +41,7 @@ pub struct StressArgs {
     /// (`sessionvisor-worker`) or `python` (the bundled echo agent). It also
     /// starts that worker unless --handler or `-- CMD` names one [default:
     /// python with --handler, else native].
-    #[arg(long = "worker", id = "worker_kind", value_enum)]
+    #[arg(long = "worker", id = "worker_kind", value_name = "KIND", value_enum)]
     pub worker_kind: Option<WorkerKind>,
     /// Drive a running `sessionvisor serve` at this base URL (loopback) instead
     /// of a supervisor embedded in this process.

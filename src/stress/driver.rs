@@ -135,13 +135,11 @@ impl Lane {
         let clean = findings.misroute.is_none() && findings.leak.is_none();
         if let Some(why) = findings.misroute {
             Live::bump(&self.live.misroutes);
-            self.tally.misroutes += 1;
-            self.tally.example(format!("misroute: {why}"));
+            self.tally.misroute(why);
         }
         if let Some(why) = findings.leak {
             Live::bump(&self.live.leaks);
-            self.tally.leaks += 1;
-            self.tally.example(format!("leak: {why}"));
+            self.tally.leak(why);
         }
         if clean {
             Live::bump(&self.live.ok);

@@ -51,16 +51,22 @@ fn counts(live: &Live) -> String {
     )
 }
 
+/// Events per second since `started`, whole.
+fn rate(events: u64, started: Instant) -> u64 {
+    (events as f64 / started.elapsed().as_secs_f64().max(1e-9)) as u64
+}
+
 async fn bar(total: u64, live: Arc<Live>, done: CancellationToken) {
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{wide_bar}] {pos}/{len} events, {per_sec}  {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} events  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
+    let started = Instant::now();
     loop {
-        bar.set_position(Live::read(&live.events));
-        bar.set_message(counts(&live));
+        let events = Live::read(&live.events);
+        bar.set_position(events);
+        bar.set_message(format!("{}/s  {}", rate(events, started), counts(&live)));
         tokio::select! {
             _ = done.cancelled() => break,
             _ = tokio::time::sleep(BAR_TICK) => {}
@@ -77,10 +83,10 @@ async fn lines(total: u64, live: Arc<Live>, done: CancellationToken) {
             _ = tokio::time::sleep(LINE_EVERY) => {}
         }
         let events = Live::read(&live.events);
-        let seconds = started.elapsed().as_secs_f64();
         eprintln!(
-            "stress: {events}/{total} events in {seconds:.1} s ({:.0}/s)  {}",
-            events as f64 / seconds.max(1e-9),
+            "stress: {events}/{total} events in {:.1} s ({}/s)  {}",
+            started.elapsed().as_secs_f64(),
+            rate(events, started),
             counts(&live)
         );
     }

@@ -69,8 +69,10 @@ pub struct Report {
     pub first_errors: BTreeMap<String, String>,
     pub misroutes: u64,
     pub leaks: u64,
-    /// The first misroutes and leaks, in words.
-    pub examples: Vec<String>,
+    /// The first few misroutes, in words.
+    pub misroute_examples: Vec<String>,
+    /// The first few leaks, in words.
+    pub leak_examples: Vec<String>,
     /// Events answered by a new worker replacing an ended one.
     pub fresh_workers: u64,
     pub elapsed_seconds: f64,
@@ -128,7 +130,8 @@ impl Report {
             first_errors: tally.first_error,
             misroutes: tally.misroutes,
             leaks: tally.leaks,
-            examples: tally.examples,
+            misroute_examples: tally.misroute_examples,
+            leak_examples: tally.leak_examples,
             fresh_workers: tally.fresh_workers,
             elapsed_seconds: context.elapsed_seconds,
             throughput_eps: answered as f64 / context.elapsed_seconds.max(1e-9),
@@ -173,8 +176,11 @@ impl Report {
             );
         }
         row("misroutes (must be 0)", self.misroutes.to_string());
+        for example in &self.misroute_examples {
+            row("", example.clone());
+        }
         row("leaks (must be 0)", self.leaks.to_string());
-        for example in &self.examples {
+        for example in &self.leak_examples {
             row("", example.clone());
         }
         if self.fresh_workers > 0 {
@@ -287,7 +293,7 @@ mod tests {
 
         let mut tally = Tally::new();
         tally.ok = 3;
-        tally.leaks = 1;
+        tally.leak("a read b's nonce".into());
         tally.violating = 1;
         assert_eq!(Report::new(tally, context()).verdict, "isolation_violated");
 

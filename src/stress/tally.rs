@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-/// Findings quoted in the report, at most; the counts cover the rest.
-const MAX_EXAMPLES: usize = 10;
+/// Findings of each kind quoted in the report, at most; the counts cover the rest.
+const MAX_EXAMPLES: usize = 5;
 /// Highest latency a histogram holds (one hour, in µs); larger ones saturate.
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -42,8 +42,10 @@ pub struct Tally {
     pub cold: Micros,
     /// Every later event.
     pub warm: Micros,
-    /// The first misroutes and leaks, in words.
-    pub examples: Vec<String>,
+    /// The first misroutes, in words.
+    pub misroute_examples: Vec<String>,
+    /// The first leaks, in words.
+    pub leak_examples: Vec<String>,
 }
 
 impl Tally {
@@ -59,7 +61,8 @@ impl Tally {
             sessions_started: 0,
             cold: new_histogram(),
             warm: new_histogram(),
-            examples: Vec::new(),
+            misroute_examples: Vec::new(),
+            leak_examples: Vec::new(),
         }
     }
 
@@ -68,10 +71,14 @@ impl Tally {
         self.first_error.entry(kind.to_string()).or_insert(message);
     }
 
-    pub fn example(&mut self, text: String) {
-        if self.examples.len() < MAX_EXAMPLES {
-            self.examples.push(text);
-        }
+    pub fn misroute(&mut self, why: String) {
+        self.misroutes += 1;
+        keep_example(&mut self.misroute_examples, why);
+    }
+
+    pub fn leak(&mut self, why: String) {
+        self.leaks += 1;
+        keep_example(&mut self.leak_examples, why);
     }
 
     pub fn latency(&mut self, cold: bool, elapsed: Duration) {
@@ -94,15 +101,24 @@ impl Tally {
         }
         self.misroutes += other.misroutes;
         self.leaks += other.leaks;
+        for example in other.misroute_examples {
+            keep_example(&mut self.misroute_examples, example);
+        }
+        for example in other.leak_examples {
+            keep_example(&mut self.leak_examples, example);
+        }
         self.violating += other.violating;
         self.fresh_workers += other.fresh_workers;
         self.sessions_started += other.sessions_started;
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.cold.add(&other.cold);
         let _ = self.warm.add(&other.warm);
-        for example in other.examples {
-            self.example(example);
-        }
+    }
+}
+
+fn keep_example(examples: &mut Vec<String>, text: String) {
+    if examples.len() < MAX_EXAMPLES {
+        examples.push(text);
     }
 }
 
@@ -143,12 +159,12 @@ mod tests {
         a.error("spawn_failed", "first".into());
         a.latency(true, Duration::from_millis(3));
         let mut b = Tally::new();
-        b.misroutes = 1;
+        b.misroute("b got c's counter".into());
         b.error("spawn_failed", "second".into());
         b.error("timeout", "slow".into());
         b.latency(true, Duration::from_millis(5));
         b.latency(false, Duration::from_micros(80));
-        b.example("b saw c's nonce".into());
+        b.leak("b saw c's nonce".into());
         a.merge(b);
         assert_eq!(a.ok, 2);
         assert_eq!(a.misroutes, 1);
@@ -157,6 +173,8 @@ mod tests {
         assert_eq!(a.errors_total(), 3);
         assert_eq!(a.cold.len(), 2);
         assert_eq!(a.warm.len(), 1);
-        assert_eq!(a.examples, ["b saw c's nonce"]);
+        assert_eq!(a.leaks, 1);
+        assert_eq!(a.misroute_examples, ["b got c's counter"]);
+        assert_eq!(a.leak_examples, ["b saw c's nonce"]);
     }
 }

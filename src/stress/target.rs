@@ -2,6 +2,7 @@
 //! exactly as `run` and `serve` use it), or a running `sessionvisor serve`
 //! over HTTP.
 
+use crate::front::http::NEW_INSTANCE_HEADER;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -13,7 +14,7 @@ use crate::registry::Registry;
 pub struct Answer {
     pub result: Box<RawValue>,
     /// The supervisor started a new worker for this event because the
-    /// session's previous one had ended (only an embedded supervisor says so).
+    /// session's previous one had ended.
     pub fresh_worker: bool,
 }
 
@@ -68,6 +69,7 @@ impl HttpTarget {
             .await
             .map_err(transport)?;
         let status = response.status();
+        let fresh_worker = response.headers().contains_key(NEW_INSTANCE_HEADER);
         let bytes = response.bytes().await.map_err(transport)?;
         if status.is_success() {
             let result = serde_json::from_slice::<Box<RawValue>>(&bytes).map_err(|e| Failure {
@@ -76,7 +78,7 @@ impl HttpTarget {
             })?;
             return Ok(Answer {
                 result,
-                fresh_worker: false,
+                fresh_worker,
             });
         }
         // `{"error": {"kind", "message"}}`, the agent contract's error body.
