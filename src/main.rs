@@ -4,12 +4,8 @@ fn main() -> ExitCode {
     // A session's init must run before anything starts a thread: it unshares a
     // user namespace, which the kernel refuses to multi-threaded callers.
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some(sessionvisor::sandbox::INIT_ARG) => sessionvisor::sandbox::init::main(&args[2..]),
-        Some(sessionvisor::sandbox::hostname::SET_HOSTNAME_ARG) => {
-            sessionvisor::sandbox::hostname::main(&args[2..])
-        }
-        _ => {}
+    if args.get(1).map(String::as_str) == Some(sessionvisor::sandbox::INIT_ARG) {
+        sessionvisor::sandbox::init::main(&args[2..]);
     }
     sessionvisor::cli::main()
 }

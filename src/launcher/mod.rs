@@ -11,7 +11,6 @@ use crate::pool::WarmPool;
 use crate::sandbox::cgroup::{
     CgroupLimits, CgroupRoot, CgroupUnavailable, LimitCounters, SessionCgroup,
 };
-use crate::sandbox::hostname::set_hostname_of;
 use crate::sandbox::probe::HostFacts;
 use crate::sandbox::{spawn::sandboxed_command, NetworkMode, SandboxSpec, Scratch};
 use crate::statedir::{SessionDirs, StateDir};
@@ -176,8 +175,9 @@ impl Launcher {
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .kill_on_drop(true);
-                let process = WorkerProcess::spawn(command, Arc::from("shared"), self.reply_limits)
-                    .map_err(|e| spawn_error(&self.argv[0], e))?;
+                let process =
+                    WorkerProcess::spawn(command, Arc::from("shared"), self.reply_limits, None)
+                        .map_err(|e| spawn_error(&self.argv[0], e))?;
                 Ok(LaunchedWorker {
                     process,
                     dirs: None,
@@ -187,11 +187,11 @@ impl Launcher {
                     pooled: false,
                 })
             }
-            Isolation::Sandbox { init_exe, .. } => {
-                if let Some(worker) = self.take_pooled(init_exe, session_id).await {
+            Isolation::Sandbox { .. } => {
+                if let Some(worker) = self.take_pooled(session_id).await {
                     return Ok(worker);
                 }
-                self.launch_sandboxed(session_id, self.argv.clone())
+                self.launch_sandboxed(session_id, self.argv.clone(), false)
             }
         }
     }
@@ -205,7 +205,7 @@ impl Launcher {
             let launcher = Arc::clone(self);
             pool.refills().spawn(async move {
                 let label: Arc<str> = Arc::from("warm-pool");
-                let started = launcher.launch_sandboxed(&label, launcher.argv.clone());
+                let started = launcher.launch_sandboxed(&label, launcher.argv.clone(), true);
                 let worker = match started {
                     // Only a finished sandbox may be handed out: its hostname is
                     // set on binding, after PID 1 has set its own.
@@ -233,11 +233,7 @@ impl Launcher {
     }
 
     /// A pooled worker bound to `session_id`, or `None` for a cold start.
-    async fn take_pooled(
-        self: &Arc<Self>,
-        init_exe: &std::path::Path,
-        session_id: &Arc<str>,
-    ) -> Option<LaunchedWorker> {
+    async fn take_pooled(self: &Arc<Self>, session_id: &Arc<str>) -> Option<LaunchedWorker> {
         let pool = self.pool.as_ref()?;
         let taken = loop {
             let Some(mut worker) = pool.take() else {
@@ -254,7 +250,7 @@ impl Launcher {
         let mut worker = taken?;
         worker.pooled = true;
         let hostname = hostname_for(session_id);
-        match set_hostname_of(init_exe, worker.process.pid(), &hostname).await {
+        match worker.process.bind(&hostname, POOL_READY_TIMEOUT).await {
             Ok(()) => {
                 worker.process.set_label(Arc::clone(session_id));
                 Some(worker)
@@ -276,10 +272,13 @@ impl Launcher {
         }
     }
 
+    /// Builds a sandbox and starts `argv` in it. `pooled`: for the warm pool,
+    /// with a control pipe to bind it to its session later.
     fn launch_sandboxed(
         &self,
         session_id: &Arc<str>,
         argv: Vec<String>,
+        pooled: bool,
     ) -> Result<LaunchedWorker, EventError> {
         let Isolation::Sandbox {
             init_exe,
@@ -380,12 +379,35 @@ impl Launcher {
                 .unwrap_or_default(),
             rlimits: self.limits.rlimits(self.cgroup.as_ref().ok()),
             cwd: self.cwd.clone(),
+            pooled,
             argv,
         };
-        let started = sandboxed_command(init_exe, &spec)
+        let control = if pooled {
+            match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok((read, write)) => Some((read, std::fs::File::from(write))),
+                Err(error) => {
+                    let message = format!("cannot create a warm-pool control pipe: {error}");
+                    return fail(
+                        self,
+                        dirs,
+                        cgroup,
+                        EventError::new(ErrorKind::SpawnFailed, message),
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        let (control_read, control_write) = control.unzip();
+        let started = sandboxed_command(init_exe, &spec, control_read)
             .map_err(std::io::Error::other)
             .and_then(|command| {
-                WorkerProcess::spawn(command, Arc::clone(session_id), self.reply_limits)
+                WorkerProcess::spawn(
+                    command,
+                    Arc::clone(session_id),
+                    self.reply_limits,
+                    control_write,
+                )
             });
         match started {
             Ok(process) => Ok(LaunchedWorker {
@@ -431,7 +453,7 @@ impl Launcher {
         }
         let label: Arc<str> = Arc::from("probe");
         let mut worker = self
-            .launch_sandboxed(&label, Vec::new())
+            .launch_sandboxed(&label, Vec::new(), false)
             .map_err(|e| e.message)?;
         let status = worker.process.wait_exit(Duration::from_secs(10)).await;
         let tail = worker.process.stderr_tail();

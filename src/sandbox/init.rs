@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::{
-    caps, fds, landlock, mounts, namespaces, net, rlimits, userns, NetworkMode, RlimitResource,
-    SandboxSpec, EXIT_SETUP_FAILED, SANDBOX_READY_LINE, SETUP_FAILED_PREFIX,
+    binding, caps, fds, landlock, mounts, namespaces, net, rlimits, userns, NetworkMode,
+    RlimitResource, SandboxSpec, EXIT_SETUP_FAILED, SANDBOX_READY_LINE, SETUP_FAILED_PREFIX,
 };
 
 /// Each step of building a sandbox, named in errors so a failure says where.
@@ -158,12 +158,18 @@ pub fn main(args: &[String]) -> ! {
 }
 
 fn outer(args: &[String]) -> Result<i32, InitError> {
-    fds::close_inherited().map_err(|e| InitError::sys(Step::CloseFds, e))?;
     let spec_json = args
         .first()
         .ok_or_else(|| InitError::invalid(Step::Spec, "missing spec argument"))?;
     let spec: SandboxSpec = serde_json::from_str(spec_json)
         .map_err(|e| InitError::invalid(Step::Spec, &e.to_string()))?;
+    // Nothing but stdio, and a pooled sandbox's control pipe, may come in.
+    let first_closed = if spec.pooled {
+        binding::CONTROL_FD + 1
+    } else {
+        3
+    };
+    fds::close_inherited(first_closed).map_err(|e| InitError::sys(Step::CloseFds, e))?;
     let supervisor = getppid();
 
     // Before dropping root: v1 cgroup files belong to root.
@@ -239,10 +245,17 @@ fn pid1(spec: &SandboxSpec, lifeline: OwnedFd) -> Result<i32, InitError> {
     }
     // PID 1 holds every capability of the session's user namespace, enough to
     // undo the read-only host or uncover the state directory. The worker shares
-    // its uid; shed the capabilities and refuse ptrace and /proc access so the
-    // worker can never borrow them.
-    caps::drop_all()?;
+    // its uid: refuse it ptrace and /proc access at once, and shed the
+    // capabilities (a pooled sandbox once it has its session's hostname).
     nix::sys::prctl::set_dumpable(false).map_err(|e| InitError::sys(Step::DropCapabilities, e))?;
+    let control = if spec.pooled {
+        let control = binding::control();
+        binding::close_on_exec(&control)?;
+        Some(control)
+    } else {
+        caps::drop_all()?;
+        None
+    };
 
     let argv: Vec<CString> = spec
         .argv
@@ -271,6 +284,11 @@ fn pid1(spec: &SandboxSpec, lifeline: OwnedFd) -> Result<i32, InitError> {
         }
         ForkResult::Parent { child } => {
             close_session_stdio();
+            if let Some(control) = control {
+                if let Some(code) = binding::await_binding(control, child)? {
+                    return Ok(code);
+                }
+            }
             Ok(reap_until(child))
         }
     }
@@ -325,7 +343,7 @@ fn restore_default_signals() {
     }
 }
 
-fn forward_pending(child: Pid) {
+pub(super) fn forward_pending(child: Pid) {
     let signal = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
     if let Ok(signal) = Signal::try_from(signal) {
         let _ = kill(child, signal);
@@ -364,7 +382,7 @@ fn reap_until(worker: Pid) -> i32 {
     }
 }
 
-fn exit_code(status: WaitStatus) -> Option<i32> {
+pub(super) fn exit_code(status: WaitStatus) -> Option<i32> {
     match status {
         WaitStatus::Exited(_, code) => Some(code),
         WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),

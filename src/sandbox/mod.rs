@@ -10,10 +10,10 @@
 //! One file per kernel concern, as in nsjail: [`fds`], [`userns`], [`namespaces`],
 //! [`mounts`], [`net`], [`landlock`], [`rlimits`], [`cgroup`], [`probe`].
 
+pub mod binding;
 pub mod caps;
 pub mod cgroup;
 pub mod fds;
-pub mod hostname;
 pub mod init;
 pub mod landlock;
 pub mod mounts;

@@ -42,6 +42,8 @@ pub struct SandboxSpec {
     pub rlimits: Vec<Rlimit>,
     /// Working directory of the worker inside the sandbox (falls back to `/`).
     pub cwd: PathBuf,
+    /// A warm-pool sandbox: fd 3 carries its session's hostname later.
+    pub pooled: bool,
     /// The worker's argv; empty means "probe": build the sandbox, then exit 0.
     pub argv: Vec<String>,
 }

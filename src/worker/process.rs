@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::protocol::{Reply, ReplyFrame, RequestContext, RequestFrame};
 use crate::error::{ErrorKind, EventError};
 use crate::lines::{read_bounded_line, LineRead};
+use crate::sandbox::binding::{BIND_FAILED_PREFIX, BOUND_LINE};
 use crate::sandbox::{EXIT_SETUP_FAILED, SANDBOX_READY_LINE, SETUP_FAILED_PREFIX};
 
 /// How many of the worker's last stderr lines an error report quotes.
@@ -68,6 +69,15 @@ enum ChunkTarget<'a> {
     Discard,
 }
 
+/// What the sandbox's PID 1 has reported on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitState {
+    Building,
+    Ready,
+    Bound,
+    BindFailed,
+}
+
 /// Limits a worker's replies must respect.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyLimits {
@@ -84,8 +94,10 @@ pub struct WorkerProcess {
     /// The session its stderr lines are tagged with; changes when a pooled
     /// worker is bound to a session.
     label: Arc<Mutex<Arc<str>>>,
-    /// Turns true when the sandbox's PID 1 reports the sandbox complete.
-    ready: tokio::sync::watch::Receiver<bool>,
+    /// What the sandbox's PID 1 last reported.
+    init_state: tokio::sync::watch::Receiver<InitState>,
+    /// A warm-pool sandbox's binding pipe (its PID 1 reads fd 3).
+    control: Option<std::fs::File>,
     stderr_task: Option<JoinHandle<()>>,
     next_id: u64,
     frame: Vec<u8>,
@@ -97,10 +109,12 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     /// Starts `command` (stdio must be piped) and tags its stderr with `label`.
+    /// `control` is the write end of a warm-pool sandbox's binding pipe.
     pub fn spawn(
         mut command: tokio::process::Command,
         label: Arc<str>,
         limits: ReplyLimits,
+        control: Option<std::fs::File>,
     ) -> std::io::Result<Self> {
         let mut child = command.spawn()?;
         let missing = || std::io::Error::other("child stdio was not piped");
@@ -112,7 +126,7 @@ impl WorkerProcess {
         let tail = Arc::clone(&stderr_tail);
         let label = Arc::new(Mutex::new(label));
         let stderr_label = Arc::clone(&label);
-        let (sandbox_ready, ready) = tokio::sync::watch::channel(false);
+        let (report_init, init_state) = tokio::sync::watch::channel(InitState::Building);
         let stderr_task = tokio::spawn(async move {
             // Raw bytes, bounded: a worker's subprocess may write anything, and a
             // stalled reader would block the worker on its next stderr write.
@@ -124,9 +138,17 @@ impl WorkerProcess {
                     Ok(LineRead::TooLong(size)) => format!("<stderr line of {size} bytes omitted>"),
                     Ok(LineRead::Eof) | Err(_) => break,
                 };
+                // The sandbox's own progress reports are not the worker's output.
                 if line == SANDBOX_READY_LINE {
-                    sandbox_ready.send_replace(true);
+                    report_init.send_replace(InitState::Ready);
                     continue;
+                }
+                if line == BOUND_LINE {
+                    report_init.send_replace(InitState::Bound);
+                    continue;
+                }
+                if line.starts_with(BIND_FAILED_PREFIX) {
+                    report_init.send_replace(InitState::BindFailed);
                 }
                 let session = stderr_label
                     .lock()
@@ -147,7 +169,8 @@ impl WorkerProcess {
             stdout: BufReader::with_capacity(READ_BUFFER, stdout),
             stderr_tail,
             label,
-            ready,
+            init_state,
+            control,
             stderr_task: Some(stderr_task),
             next_id: 1,
             frame: Vec::with_capacity(512),
@@ -178,9 +201,39 @@ impl WorkerProcess {
     /// Waits until the sandbox around this worker is complete; false if it never
     /// will be (the process died) or `timeout` passed.
     pub async fn sandbox_ready(&self, timeout: Duration) -> bool {
-        let mut ready = self.ready.clone();
-        let became_ready = tokio::time::timeout(timeout, ready.wait_for(|ready| *ready)).await;
+        let mut state = self.init_state.clone();
+        let became_ready =
+            tokio::time::timeout(timeout, state.wait_for(|s| *s != InitState::Building)).await;
         matches!(became_ready, Ok(Ok(_)))
+    }
+
+    /// Binds a warm-pool sandbox to its session: sends the hostname down the
+    /// control pipe and waits until PID 1 has set it and dropped its last
+    /// capabilities.
+    pub async fn bind(&mut self, hostname: &str, timeout: Duration) -> Result<(), String> {
+        use std::io::Write;
+        let mut control = self
+            .control
+            .take()
+            .ok_or("this worker was not started for the warm pool")?;
+        control
+            .write_all(format!("{hostname}\n").as_bytes())
+            .map_err(|e| format!("writing to the sandbox's control pipe: {e}"))?;
+        drop(control);
+        let mut state = self.init_state.clone();
+        let settled = tokio::time::timeout(timeout, async {
+            state
+                .wait_for(|s| matches!(s, InitState::Bound | InitState::BindFailed))
+                .await
+                .map(|s| *s)
+        })
+        .await;
+        match settled {
+            Ok(Ok(InitState::Bound)) => Ok(()),
+            Ok(Ok(_)) => Err(self.stderr_tail().join(" | ")),
+            Ok(Err(_)) => Err("the sandbox went away while binding".into()),
+            Err(_) => Err("the sandbox did not confirm its binding in time".into()),
+        }
     }
 
     /// Whether the process has already exited (without waiting).
