@@ -27,7 +27,8 @@ both_modes!(
             for session in ["A", "B", "C", "D"] {
                 let first = sv.ask(exec(
                     session,
-                    "ls -A /tmp /var/tmp /dev/shm | grep -v ':$' | grep -c . ; hostname",
+                    "ls -A /tmp /var/tmp /dev/shm | grep -v ':$' | grep -c . ; hostname; \
+                     grep CapEff /proc/1/status",
                 ));
                 let out = body(&first)["stdout"].as_str().unwrap().to_string();
                 let mut lines = out.lines();
@@ -37,6 +38,11 @@ both_modes!(
                     "a taken worker's scratch space must be empty: {out}"
                 );
                 let hostname = lines.next().unwrap();
+                assert_eq!(
+                    lines.next(),
+                    Some("CapEff:\t0000000000000000"),
+                    "a bound sandbox's PID 1 keeps no capability"
+                );
                 assert!(
                     hostname.starts_with(&format!("sv-{}-", session.to_ascii_lowercase())),
                     "a pooled sandbox must carry its session's hostname, got {hostname}"
