@@ -460,11 +460,11 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_ISOLATE);
         }
     };
-    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, crate::front::stdio_pipes::input());
     let served = crate::front::stdio::serve(
         registry,
         stdin,
-        tokio::io::stdout(),
+        crate::front::stdio_pipes::output(),
         args.supervisor.max_event_bytes,
         shutdown,
         args.supervisor.shutdown_grace,

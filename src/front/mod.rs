@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod stdio;
+pub mod stdio_pipes;
 
 /// Longest session id accepted, in bytes (AgentCore's limit).
 pub const MAX_SESSION_ID_BYTES: usize = 256;
