@@ -29,6 +29,8 @@ use uid_slots::UidSlots;
 /// First host uid handed to sessions when the supervisor runs as root. Far above
 /// regular users and the usual subordinate-id ranges (100000+).
 pub const DEFAULT_UID_BASE: u32 = 1_000_000_000;
+/// How long after a pooled worker is taken its replacement starts.
+const POOL_REFILL_DELAY: Duration = Duration::from_millis(20);
 /// How long a warm-pool sandbox may take to come up before it is discarded.
 const POOL_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -246,11 +248,21 @@ impl Launcher {
             }
             break Some(worker);
         };
-        self.refill_pool();
-        let mut worker = taken?;
+        let Some(mut worker) = taken else {
+            self.refill_pool();
+            return None;
+        };
         worker.pooled = true;
         let hostname = hostname_for(session_id);
-        match worker.process.bind(&hostname, POOL_READY_TIMEOUT).await {
+        let bound = worker.process.bind(&hostname, POOL_READY_TIMEOUT).await;
+        // Building the replacement costs a core for a few milliseconds; on a
+        // small machine that would land on this session's first event.
+        let launcher = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(POOL_REFILL_DELAY).await;
+            launcher.refill_pool();
+        });
+        match bound {
             Ok(()) => {
                 worker.process.set_label(Arc::clone(session_id));
                 Some(worker)
