@@ -257,11 +257,14 @@ impl Launcher {
         let bound = worker.process.bind(&hostname, POOL_READY_TIMEOUT).await;
         // Building the replacement costs a core for a few milliseconds; on a
         // small machine that would land on this session's first event.
-        let launcher = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(POOL_REFILL_DELAY).await;
-            launcher.refill_pool();
-        });
+        if let Some(pool) = &self.pool {
+            let launcher = Arc::clone(self);
+            // Tracked like the refills themselves, so shutdown waits for it.
+            pool.refills().spawn(async move {
+                tokio::time::sleep(POOL_REFILL_DELAY).await;
+                launcher.refill_pool();
+            });
+        }
         match bound {
             Ok(()) => {
                 worker.process.set_label(Arc::clone(session_id));
