@@ -30,8 +30,17 @@ pub fn data_dir() -> PathBuf {
     home.join(".local/share/sessionvisor")
 }
 
-/// The echo agent as a file sessions can open.
+/// The echo agent as a file sessions can open: the source tree's own when
+/// sessions can reach it, else a copy in [`data_dir`].
 pub fn echo_agent() -> io::Result<PathBuf> {
+    let in_tree = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/worker/examples/echo_agent.py"
+    ));
+    let unchanged = fs::read(in_tree).is_ok_and(|bytes| bytes == ECHO_AGENT.as_bytes());
+    if unchanged && reachable_by_sessions(in_tree, false).is_ok() {
+        return Ok(in_tree.to_path_buf());
+    }
     write_once("echo_agent", "py", ECHO_AGENT.as_bytes(), 0o644)
 }
 

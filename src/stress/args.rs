@@ -7,10 +7,6 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::SupervisorArgs;
 
-/// The echo agent the `python` worker runs, from the source tree this binary
-/// was built from (as `demo` finds it).
-const ECHO_AGENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/worker/examples/echo_agent.py");
-
 /// Most sessions one run may drive: keeps a typo from forking a host to death.
 pub const MAX_SESSIONS: u64 = 100_000;
 /// Most events one session may get in one run.
@@ -111,13 +107,11 @@ impl StressArgs {
                 self.supervisor.worker = vec![worker.display().to_string()];
             }
             WorkerKind::Python => {
-                if !std::path::Path::new(ECHO_AGENT).is_file() {
-                    return Err(format!(
-                        "--worker python: the echo agent {ECHO_AGENT} is missing; \
-                         give --handler FILE.py:FUNC"
-                    ));
-                }
-                self.supervisor.handler = Some(format!("{ECHO_AGENT}:handler"));
+                // The bundled copy, where every session uid can open it (as `demo` does).
+                let agent = crate::assets::echo_agent().map_err(|e| {
+                    format!("--worker python: cannot write the bundled echo agent: {e}")
+                })?;
+                self.supervisor.handler = Some(format!("{}:handler", agent.display()));
             }
         }
         Ok(kind)
@@ -130,7 +124,10 @@ fn native_worker() -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot find this binary to look for sessionvisor-worker: {e}"))?;
     let worker = exe.with_file_name("sessionvisor-worker");
     if worker.is_file() {
-        Ok(worker)
+        // A build tree under /root or a 0700 directory is out of a session
+        // uid's reach; such sessions run a copy.
+        crate::assets::reachable_program(&worker)
+            .map_err(|e| format!("--worker native: cannot copy {}: {e}", worker.display()))
     } else {
         Err(format!(
             "--worker native: {} is missing; build it (`cargo build --workspace`) \
