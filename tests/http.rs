@@ -363,17 +363,23 @@ fn invocations_echo_the_ids_and_name_a_generated_session() {
     assert_clean_exit(server, &dir);
 }
 
-#[test]
-fn invocation_errors_are_json_with_their_kind_and_status() {
-    let mode = any_mode();
-    let dir = TestDir::new(mode);
+/// A server whose session cap (2) and event size limit (4096 bytes) the error
+/// tests can reach.
+fn small_limits_server(mode: Mode, dir: &TestDir) -> Server {
     let options = vec![
         "--max-sessions".into(),
         "2".into(),
         "--max-event-bytes".into(),
         "4096".into(),
     ];
-    let server = Server::start(mode, &dir, &with(options, native()));
+    Server::start(mode, dir, &with(options, native()))
+}
+
+#[test]
+fn invocation_errors_are_json_with_their_kind_and_status() {
+    let mode = any_mode();
+    let dir = TestDir::new(mode);
+    let server = small_limits_server(mode, &dir);
     let post = |session: &str, body: String| {
         client()
             .post(server.url("/invocations"))
@@ -588,13 +594,7 @@ fn stopping_a_session_ends_its_open_stream() {
 fn the_aws_routes_follow_the_service_model() {
     let mode = any_mode();
     let dir = TestDir::new(mode);
-    let options = vec![
-        "--max-sessions".into(),
-        "2".into(),
-        "--max-event-bytes".into(),
-        "4096".into(),
-    ];
-    let server = Server::start(mode, &dir, &with(options, native()));
+    let server = small_limits_server(mode, &dir);
     let session = |name: &str| format!("{name}-{}", uuid::Uuid::new_v4());
     let invoke_aws = |path: &str, session: &str, body: String| {
         // Like boto3: no Content-Type.

@@ -471,9 +471,11 @@ class Host:
             view = view[os.write(self.writer.fd, view):]
         return True
 
-    def _stream_sync(self, frame_id, gen):
+    def _stream(self, frame_id, items, close):
+        """Sends each item as a chunk frame as soon as it is produced, then the
+        end-of-stream frame; an exception mid-stream becomes the error frame."""
         try:
-            for item in gen:
+            for item in items:
                 if not self._send_result(frame_id, "chunk", item):
                     return
             self.writer.send({"id": frame_id, "result": None, "stream_end": True})
@@ -484,32 +486,27 @@ class Host:
             self.writer.send({"id": frame_id, "error": _error_payload(exc)})
         finally:
             try:
-                gen.close()
+                close()
             except Exception:
                 pass
 
+    def _stream_sync(self, frame_id, gen):
+        self._stream(frame_id, gen, gen.close)
+
     def _stream_async(self, frame_id, agen):
-        try:
+        def items():
             while True:
                 try:
-                    item = self._run_async(agen.__anext__())
+                    yield self._run_async(agen.__anext__())
                 except StopAsyncIteration:
-                    break
-                if not self._send_result(frame_id, "chunk", item):
                     return
-            self.writer.send({"id": frame_id, "result": None, "stream_end": True})
-        except SystemExit as exc:
-            self.writer.send({"id": frame_id, "error": _error_payload(exc)})
-            raise
-        except Exception as exc:
-            self.writer.send({"id": frame_id, "error": _error_payload(exc)})
-        finally:
+
+        def close():
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:
-                try:
-                    self._run_async(aclose())
-                except Exception:
-                    pass
+                self._run_async(aclose())
+
+        self._stream(frame_id, items(), close)
 
     def serve(self, frames_in):
         for line in frames_in:
