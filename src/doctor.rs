@@ -24,6 +24,8 @@ struct Report {
     isolation: Vec<String>,
     limits: Vec<Enforcement>,
     missing: Vec<Missing>,
+    /// Things that work but cost time, and how to avoid the cost.
+    notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -37,6 +39,7 @@ pub async fn run(json: bool, state_dir: Option<PathBuf>, limits: Limits) -> Exit
     let state_dir = state_dir.unwrap_or_else(StateDir::default_base);
     let (sandbox_probe, limits) = probe(&state_dir, limits).await;
     let mut missing = Vec::new();
+    let notes = performance_notes(&host);
     if let Some(blocker) = host.user_namespace_blocker() {
         let (what, fix) = blocker.split_once("; fix: ").unwrap_or((&blocker, ""));
         missing.push(Missing {
@@ -96,6 +99,7 @@ pub async fn run(json: bool, state_dir: Option<PathBuf>, limits: Limits) -> Exit
         isolation,
         limits,
         missing,
+        notes,
     };
     if json {
         match serde_json::to_string_pretty(&report) {
@@ -210,6 +214,12 @@ fn print_text(report: &Report) {
             println!("  {:<9} {:<10} stronger: {stronger}", "", "");
         }
     }
+    if !report.notes.is_empty() {
+        println!("\nnotes");
+        for note in &report.notes {
+            println!("  - {note}");
+        }
+    }
     println!("\nmissing pieces");
     if report.missing.is_empty() {
         println!("  none");
@@ -217,4 +227,22 @@ fn print_text(report: &Report) {
     for missing in &report.missing {
         println!("  - {}\n    fix: {}", missing.what, missing.fix);
     }
+}
+
+/// Costs of this host's configuration that a user can avoid.
+fn performance_notes(host: &HostFacts) -> Vec<String> {
+    let mut notes = Vec::new();
+    let cgroup_v1 = matches!(host.cgroup, CgroupLayout::V1 | CgroupLayout::Hybrid);
+    let expedited =
+        std::fs::read_to_string("/sys/kernel/rcu_expedited").is_ok_and(|value| value.trim() == "1");
+    if host.root && cgroup_v1 && !expedited {
+        notes.push(
+            "cold starts as root wait for an RCU grace period when a session joins its cgroup \
+             v1 (about 10 ms when the host was idle). \
+             `--warm-pool N` hides it; `echo 1 > /sys/kernel/rcu_expedited` shortens it for the \
+             whole host"
+                .to_string(),
+        );
+    }
+    notes
 }
