@@ -71,8 +71,8 @@ pub async fn run(json: bool, state_dir: Option<PathBuf>, limits: Limits) -> Exit
     }
     let mut isolation = vec![
         "namespaces: user, mount, pid, ipc, uts (and net with --network none)".to_string(),
-        "filesystem: host read-only (recursive); private /tmp, /var/tmp, /dev/shm; fresh /proc; \
-         state directory hidden"
+        "filesystem: host read-only (recursive); private /tmp, /var/tmp, /dev/shm; empty /run; \
+         fresh /proc; state directory hidden"
             .to_string(),
         if host.root {
             format!(

@@ -367,3 +367,38 @@ both_modes!(landlock_scopes_abstract_unix_sockets, |mode| {
         "{scoped}"
     );
 });
+
+// A read-only mount does not stop connect(2): without an empty /run, a session
+// could reach host services' sockets (the user's systemd and D-Bus live in
+// /run/user/UID) and start processes outside its sandbox.
+both_modes!(host_unix_sockets_under_run_are_out_of_reach, |mode| {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::PathBuf::from(format!("/run/sv-test-{}", uuid::Uuid::new_v4().simple()));
+    if std::fs::create_dir(&dir).is_err() {
+        eprintln!("SKIPPED: cannot create a directory under /run (the tests need root here)");
+        return;
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.join("s.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::net::UnixStream::connect(&socket).expect("control: the host can connect");
+
+    let state = TestDir::new(mode);
+    let mut sv = Supervisor::start(mode, &state, &native_worker_args());
+    let attempt = sv.ask(exec(
+        "A",
+        &format!(
+            "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('{}'); print('CONNECTED')\" 2>&1 | tail -1; ls -A /run | wc -l",
+            socket.display()
+        ),
+    ));
+    let out = body(&attempt)["stdout"].as_str().unwrap().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !out.contains("CONNECTED"),
+        "a session reached a host socket: {out}"
+    );
+    assert!(out.contains("FileNotFoundError"), "{out}");
+    assert!(sv.finish().1.success());
+});

@@ -62,6 +62,7 @@ pub enum Step {
     DropCapabilities,
     Scratch,
     Storage,
+    Run,
 }
 
 impl fmt::Display for Step {
@@ -93,6 +94,7 @@ impl fmt::Display for Step {
                 "mounting the session's size-limited /tmp, /var/tmp and /dev/shm (tmpfs)"
             }
             Step::Storage => "mounting session storage at /mnt/workspace",
+            Step::Run => "giving the session an empty /run",
         };
         f.write_str(text)
     }

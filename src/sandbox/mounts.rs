@@ -46,6 +46,7 @@ pub fn build_root(spec: &SandboxSpec) -> Result<(), InitError> {
     make_read_only_recursively(root)?;
 
     mount_scratch(spec)?;
+    replace_run(root)?;
     if let Some(storage) = &spec.storage {
         mount_storage(root, storage)?;
     }
@@ -98,6 +99,52 @@ fn make_world_writable_dir(path: &Path) -> Result<(), InitError> {
     std::fs::create_dir(path).map_err(error)?;
     // Sticky and world-writable, as /tmp is everywhere.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o1777)).map_err(error)
+}
+
+/// The host's `/run` holds its services' unix sockets (the user's systemd and
+/// D-Bus in `/run/user/UID`, the system bus, container engines). A read-only
+/// mount does not stop `connect(2)`, and through the user's systemd a session
+/// could start processes outside its sandbox. Sessions get an empty `/run`
+/// instead, with `/etc/resolv.conf` still resolvable when it points into it
+/// (systemd-resolved).
+fn replace_run(root: &Path) -> Result<(), InitError> {
+    let run = root.join("run");
+    if !run.is_dir() {
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        &run,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+    .map_err(|e| InitError::mount(Step::Run, &run, e))?;
+    // Resolved in the host's view: the new root is not ours yet.
+    if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
+        if resolv.starts_with("/run") && resolv.is_file() {
+            let target = inside(root, &resolv);
+            let error = |e| InitError::io(Step::Run, &target.display().to_string(), e);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(error)?;
+            }
+            std::fs::write(&target, b"").map_err(error)?;
+            mount(Some(&resolv), &target, NONE, MsFlags::MS_BIND, NONE)
+                .map_err(|e| InitError::mount(Step::Run, &target, e))?;
+        }
+    }
+    mount(
+        NONE,
+        &run,
+        NONE,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        NONE,
+    )
+    .map_err(|e| InitError::mount(Step::Run, &run, e))
 }
 
 /// `/mnt` of the read-only host cannot hold a new mount point, so a small
