@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 fn ab_tmp_story(mode: Mode, worker: Vec<String>) {
@@ -43,19 +43,18 @@ both_modes!(tmp_is_private_python_handler, |mode| ab_tmp_story(
 both_modes!(conversation_memory_stays_in_its_session, |mode| {
     let dir = TestDir::new(mode);
     let mut sv = Supervisor::start(mode, &dir, &python_worker_args());
-    let output = |reply: Value| body(&reply)["output"].as_str().unwrap().to_string();
     sv.ask(event("A", "echo", "Hi, my name is Alice"));
     sv.ask(event("B", "echo", "I am Bob"));
     assert_eq!(
-        output(sv.ask(event("B", "echo", "What is my name?"))),
+        agent_output(&sv.ask(event("B", "echo", "What is my name?"))),
         "Your name is Bob."
     );
     assert_eq!(
-        output(sv.ask(event("A", "echo", "What is my name?"))),
+        agent_output(&sv.ask(event("A", "echo", "What is my name?"))),
         "Your name is Alice."
     );
     assert_eq!(
-        output(sv.ask(event("C", "echo", "What is my name?"))),
+        agent_output(&sv.ask(event("C", "echo", "What is my name?"))),
         "I don't know your name yet."
     );
     assert!(sv.finish().1.success());

@@ -80,14 +80,13 @@ both_modes!(
 both_modes!(pooled_python_workers_answer_with_fresh_state, |mode| {
     let dir = TestDir::new(mode);
     let mut sv = Supervisor::start(mode, &dir, &pooled(python_worker_args()));
-    let output = |reply: serde_json::Value| body(&reply)["output"].as_str().unwrap().to_string();
     sv.ask(event("A", "echo", "Hi, my name is Alice"));
     assert_eq!(
-        output(sv.ask(event("B", "echo", "What is my name?"))),
+        agent_output(&sv.ask(event("B", "echo", "What is my name?"))),
         "I don't know your name yet."
     );
     assert_eq!(
-        output(sv.ask(event("A", "echo", "What is my name?"))),
+        agent_output(&sv.ask(event("A", "echo", "What is my name?"))),
         "Your name is Alice."
     );
     assert_eq!(

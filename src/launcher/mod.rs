@@ -326,8 +326,9 @@ impl Launcher {
                 ));
             }
         };
+        // Every failure below gives back what was set up so far.
         let fail =
-            |this: &Self, dirs: SessionDirs, cgroup: Option<SessionCgroup>, error: EventError| {
+            |this: &Self, dirs: SessionDirs, cgroup: Option<SessionCgroup>, message: String| {
                 let _ = dirs.delete();
                 if let Some(cgroup) = cgroup {
                     tokio::spawn(cgroup.remove());
@@ -335,7 +336,7 @@ impl Launcher {
                 if let Some(slot) = uid_slot {
                     this.return_uid_slot(slot);
                 }
-                Err(error)
+                Err(EventError::new(ErrorKind::SpawnFailed, message))
             };
         let cgroup = match &self.cgroup {
             Ok(root) => {
@@ -353,12 +354,7 @@ impl Launcher {
                     Ok(cgroup) => Some(cgroup),
                     Err(error) => {
                         let message = format!("cannot create the session's cgroup: {error}");
-                        return fail(
-                            self,
-                            dirs,
-                            None,
-                            EventError::new(ErrorKind::SpawnFailed, message),
-                        );
+                        return fail(self, dirs, None, message);
                     }
                 }
             }
@@ -368,12 +364,7 @@ impl Launcher {
             Ok(storage) => storage,
             Err(error) => {
                 let message = format!("cannot prepare session storage: {error}");
-                return fail(
-                    self,
-                    dirs,
-                    cgroup,
-                    EventError::new(ErrorKind::SpawnFailed, message),
-                );
+                return fail(self, dirs, cgroup, message);
             }
         };
         let spec = SandboxSpec {
@@ -402,12 +393,7 @@ impl Launcher {
                 Ok((read, write)) => Some((read, std::fs::File::from(write))),
                 Err(error) => {
                     let message = format!("cannot create a warm-pool control pipe: {error}");
-                    return fail(
-                        self,
-                        dirs,
-                        cgroup,
-                        EventError::new(ErrorKind::SpawnFailed, message),
-                    );
+                    return fail(self, dirs, cgroup, message);
                 }
             }
         } else {
@@ -434,8 +420,8 @@ impl Launcher {
                 pooled: false,
             }),
             Err(error) => {
-                let error = spawn_error(init_exe.to_string_lossy().as_ref(), error);
-                fail(self, dirs, cgroup, error)
+                let message = format!("cannot start {}: {error}", init_exe.display());
+                fail(self, dirs, cgroup, message)
             }
         }
     }

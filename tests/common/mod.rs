@@ -233,6 +233,14 @@ pub fn body(reply: &Value) -> Value {
     serde_json::from_str(body).unwrap()
 }
 
+/// What the echo agent answered (`output` in its body).
+pub fn agent_output(reply: &Value) -> String {
+    body(reply)["output"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn event(session: &str, action: &str, message: &str) -> Value {
     json!({"session_id": session, "action": action, "message": message})
 }
