@@ -36,10 +36,6 @@ impl WarmPool {
         }
     }
 
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// Takes the oldest ready worker, if any.
     pub fn take(&self) -> Option<LaunchedWorker> {
         self.state.lock().ok()?.ready.pop_front()

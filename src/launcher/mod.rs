@@ -155,10 +155,6 @@ impl Launcher {
         fault
     }
 
-    pub fn isolation(&self) -> &Isolation {
-        &self.isolation
-    }
-
     pub fn is_shared(&self) -> bool {
         matches!(self.isolation, Isolation::None)
     }

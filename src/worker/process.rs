@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -103,7 +103,6 @@ pub struct WorkerProcess {
     frame: Vec<u8>,
     line: Vec<u8>,
     pid: u32,
-    started: Instant,
     limits: ReplyLimits,
 }
 
@@ -176,7 +175,6 @@ impl WorkerProcess {
             frame: Vec::with_capacity(512),
             line: Vec::with_capacity(512),
             pid,
-            started: Instant::now(),
             limits,
         })
     }
@@ -185,10 +183,6 @@ impl WorkerProcess {
     /// or the worker itself without a sandbox).
     pub fn pid(&self) -> u32 {
         self.pid
-    }
-
-    pub fn started(&self) -> Instant {
-        self.started
     }
 
     /// Tags the worker's further stderr lines with `label`.
