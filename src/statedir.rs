@@ -42,6 +42,8 @@ pub struct StateDir {
     instance: Option<tempfile::TempDir>,
     _lock: Flock<File>,
     shared_with_session_uids: bool,
+    /// Instance names of dead supervisors swept at start: their cgroups go too.
+    swept: Vec<String>,
 }
 
 impl StateDir {
@@ -86,8 +88,8 @@ impl StateDir {
         fs::set_permissions(base, Permissions::from_mode(mode)).map_err(|e| create(base, e))?;
 
         let swept = sweep_dead_instances(base);
-        if swept > 0 {
-            tracing::info!(swept, base = %base.display(), "removed directories left by supervisors that died");
+        if !swept.is_empty() {
+            tracing::info!(swept = swept.len(), base = %base.display(), "removed directories left by supervisors that died");
         }
 
         let instance = tempfile::Builder::new()
@@ -109,11 +111,17 @@ impl StateDir {
             instance: Some(instance),
             _lock: lock,
             shared_with_session_uids,
+            swept,
         })
     }
 
     pub fn base(&self) -> &Path {
         &self.base
+    }
+
+    /// Names of the dead supervisors' directories swept when this one started.
+    pub fn swept_instances(&self) -> &[String] {
+        &self.swept
     }
 
     /// This supervisor's directory name, unique among live supervisors.
@@ -225,11 +233,12 @@ fn restore_owner_permissions(path: &Path) {
 }
 
 /// Removes instance directories whose supervisor is gone (their lock is free).
-fn sweep_dead_instances(base: &Path) -> usize {
+/// Returns the names of the directories removed.
+fn sweep_dead_instances(base: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(base) else {
-        return 0;
+        return Vec::new();
     };
-    let mut swept = 0;
+    let mut swept = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         let is_instance = entry
@@ -253,7 +262,7 @@ fn sweep_dead_instances(base: &Path) -> usize {
         };
         if dead {
             match remove_tree(&path) {
-                Ok(()) => swept += 1,
+                Ok(()) => swept.push(entry.file_name().to_string_lossy().into_owned()),
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "cannot remove a dead supervisor's directory")
                 }

@@ -261,14 +261,36 @@ both_modes!(killing_the_supervisor_kills_every_worker, |mode| {
         "processes survived the supervisor's SIGKILL: {:?}",
         processes.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
     );
-    // The next supervisor on the same state directory sweeps what the dead one left.
-    assert!(!dir.leftovers().is_empty());
+    // The next supervisor on the same state directory sweeps what the dead one
+    // left: its directories and, as root, its (now empty) cgroups.
+    let dead: Vec<String> = std::fs::read_dir(dir.state_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!dead.is_empty());
+    let dead_cgroups: Vec<std::path::PathBuf> = dead
+        .iter()
+        .map(|name| std::path::Path::new("/sys/fs/cgroup/pids").join(name))
+        .filter(|path| path.exists())
+        .collect();
+    if mode == Mode::Root && std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        assert!(
+            !dead_cgroups.is_empty(),
+            "expected the dead supervisor's pids cgroup"
+        );
+    }
     let (_, stderr, status) = run_batch(mode, &dir, &native_worker_args(), "");
     assert!(status.success(), "{stderr}");
     assert!(
         dir.leftovers().is_empty(),
         "not swept: {:?}",
         dir.leftovers()
+    );
+    let left: Vec<_> = dead_cgroups.iter().filter(|path| path.exists()).collect();
+    assert!(
+        left.is_empty(),
+        "cgroups of the dead supervisor left: {left:?}"
     );
 });
 

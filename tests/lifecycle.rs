@@ -250,3 +250,28 @@ both_modes!(a_shutdown_grace_that_runs_out_stops_busy_sessions, |mode| {
     assert_eq!(line["error"]["kind"], "session_stopped", "{line}");
     assert!(dir.leftovers().is_empty());
 });
+
+both_modes!(a_starting_supervisor_never_sweeps_a_live_one, |mode| {
+    let dir = TestDir::new(mode);
+    let mut live = Supervisor::start(mode, &dir, &native_worker_args());
+    live.ask(event("A", "write", "still here"));
+    // A second supervisor on the same state directory starts, sweeps, and ends.
+    let (_, stderr, status) = run_batch(
+        mode,
+        &dir,
+        &native_worker_args(),
+        &format!("{}\n", event("B", "echo", "")),
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        session_dirs(&dir),
+        1,
+        "the live supervisor's session directory must survive"
+    );
+    assert_eq!(
+        body(&live.ask(event("A", "read", "")))["content"],
+        "still here"
+    );
+    assert!(live.finish().1.success());
+    assert!(dir.leftovers().is_empty());
+});

@@ -89,9 +89,11 @@ pub struct LaunchOptions {
 impl Launcher {
     pub fn new(argv: Vec<String>, state: StateDir, options: LaunchOptions) -> Self {
         let cgroup = match options.isolation {
-            Isolation::Sandbox { .. } => {
-                CgroupRoot::create(HostFacts::read().cgroup, &state.instance_name())
-            }
+            Isolation::Sandbox { .. } => CgroupRoot::create(
+                HostFacts::read().cgroup,
+                &state.instance_name(),
+                state.swept_instances(),
+            ),
             Isolation::None => Err(CgroupUnavailable {
                 reason: "--isolation none applies no limits".into(),
                 fix: "use the sandbox".into(),

@@ -51,8 +51,36 @@ pub struct CgroupUnavailable {
 }
 
 impl CgroupRoot {
-    /// Sets up `<parent>/<name>` for this supervisor's sessions.
-    pub fn create(layout: CgroupLayout, name: &str) -> Result<Self, CgroupUnavailable> {
+    /// Sets up `<parent>/<name>` for this supervisor's sessions, after removing
+    /// the cgroups of `dead` supervisors (instance names whose state this one
+    /// swept: their processes died with them, their empty cgroups did not).
+    pub fn create(
+        layout: CgroupLayout,
+        name: &str,
+        dead: &[String],
+    ) -> Result<Self, CgroupUnavailable> {
+        let created = Self::create_fresh(layout, name)?;
+        for parent in created.parents() {
+            if let Some(base) = parent.parent() {
+                for dead in dead {
+                    remove_cgroup_tree(&base.join(dead));
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// This supervisor's own cgroup directories, one per hierarchy.
+    fn parents(&self) -> Vec<&PathBuf> {
+        match self {
+            CgroupRoot::V1 { memory, pids, cpu } => {
+                [memory, pids, cpu].into_iter().flatten().collect()
+            }
+            CgroupRoot::V2 { parent, .. } => vec![parent],
+        }
+    }
+
+    fn create_fresh(layout: CgroupLayout, name: &str) -> Result<Self, CgroupUnavailable> {
         let root = nix::unistd::geteuid().is_root();
         match layout {
             CgroupLayout::V2 => create_v2(name, root),
@@ -184,6 +212,25 @@ impl CgroupRoot {
             if let Err(error) = fs::remove_dir(parent) {
                 tracing::warn!(path = %parent.display(), %error, "cannot remove the supervisor's cgroup");
             }
+        }
+    }
+}
+
+/// Removes an empty cgroup and its empty children (a cgroup directory holds
+/// only kernel files, so only subdirectories need removing first).
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&entry.path());
+            }
+        }
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => tracing::debug!(path = %dir.display(), "removed a dead supervisor's cgroup"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(path = %dir.display(), %error, "cannot remove a dead supervisor's cgroup")
         }
     }
 }
