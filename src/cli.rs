@@ -357,7 +357,7 @@ impl SupervisorArgs {
                 .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
             warm_pool: self.warm_pool,
         };
-        let launcher = Launcher::new(argv, state, options);
+        let mut launcher = Launcher::new(argv, state, options);
         if let Err(reason) = launcher.probe().await {
             let _ = launcher.remove_state();
             return Err(format!(

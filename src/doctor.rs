@@ -145,11 +145,12 @@ async fn probe(
         storage: None,
         warm_pool: 0,
     };
-    let launcher = Launcher::new(Vec::new(), state, options);
-    let enforcement = launcher.enforcement();
+    let mut launcher = Launcher::new(Vec::new(), state, options);
     let started = Instant::now();
     let result = launcher.probe().await;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    // After the probe: it may have found that sessions cannot use cgroups here.
+    let enforcement = launcher.enforcement();
     let _ = launcher.remove_state();
     (result.map(|()| elapsed), enforcement)
 }

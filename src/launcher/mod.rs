@@ -11,6 +11,7 @@ use crate::pool::WarmPool;
 use crate::sandbox::cgroup::{
     CgroupLimits, CgroupRoot, CgroupUnavailable, LimitCounters, SessionCgroup,
 };
+use crate::sandbox::init::Step;
 use crate::sandbox::probe::HostFacts;
 use crate::sandbox::{spawn::sandboxed_command, NetworkMode, SandboxSpec, Scratch};
 use crate::statedir::{SessionDirs, StateDir};
@@ -446,10 +447,31 @@ impl Launcher {
 
     /// Builds one sandbox with nothing in it and tears it down: proof that this
     /// host can isolate sessions, or the reason it cannot.
-    pub async fn probe(&self) -> Result<(), String> {
+    pub async fn probe(&mut self) -> Result<(), String> {
         if matches!(self.isolation, Isolation::None) {
             return Ok(());
         }
+        match self.probe_once().await {
+            // Cgroups make limits stronger, not isolation: a host where the
+            // session cannot join its cgroup (a delegation this code has not
+            // met) falls back to rlimits instead of refusing to run.
+            Err(reason) if reason.contains(&Step::Cgroup.to_string()) && self.cgroup.is_ok() => {
+                tracing::warn!(%reason, "sessions cannot join their cgroup here; limits fall back to rlimits");
+                if let Ok(root) = &self.cgroup {
+                    root.remove();
+                }
+                self.cgroup = Err(CgroupUnavailable {
+                    reason: format!("a probe session could not join its cgroup: {reason}"),
+                    fix: "check the cgroup delegation (`sessionvisor doctor`), or run as root"
+                        .into(),
+                });
+                self.probe_once().await
+            }
+            other => other,
+        }
+    }
+
+    async fn probe_once(&self) -> Result<(), String> {
         let label: Arc<str> = Arc::from("probe");
         let mut worker = self
             .launch_sandboxed(&label, Vec::new(), false)
