@@ -1,129 +1,16 @@
-//! The command line: `run`, `doctor`, `demo`, `serve`, and the `invoke`,
-//! `sessions` and `stop` clients of a running `serve`.
+//! The options every front that runs sessions shares (`run`, `serve`,
+//! `stress`), and how they become a launcher and a registry.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use crate::launcher::{Isolation, LaunchOptions, Launcher, DEFAULT_UID_BASE};
 use crate::registry::Registry;
 use crate::sandbox::NetworkMode;
 use crate::statedir::StateDir;
 use crate::worker::process::ReplyLimits;
-
-/// Exit status when sessions cannot be isolated (or the command line is wrong).
-pub const EXIT_CANNOT_ISOLATE: u8 = 2;
-
-#[derive(Parser)]
-#[command(
-    name = "sessionvisor",
-    version,
-    about = "One isolated, sandboxed worker process per agent session"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Read events as JSON lines on stdin; write one result line per event on stdout.
-    Run(RunArgs),
-    /// Report what this host supports and the isolation sessions will get.
-    Doctor(DoctorArgs),
-    /// Run the seed's session A/B story, isolated and then not, and show the difference.
-    Demo(DemoArgs),
-    /// Serve the AgentCore Runtime HTTP contract (and its AWS data-plane routes).
-    Serve(ServeArgs),
-    /// Send one event to a running `sessionvisor serve`; print its result or its stream.
-    Invoke(InvokeArgs),
-    /// List the sessions of a running `sessionvisor serve`.
-    Sessions(SessionsArgs),
-    /// Stop one session of a running `sessionvisor serve` at once.
-    Stop(StopArgs),
-    /// Load-test sessions: many at once, every answer checked for misroutes and
-    /// leaks; reports latencies, throughput and memory. Exit status 0 when all
-    /// passed, 1 when any session saw another's answer or data, 3 when events
-    /// failed (or the run was interrupted), 2 when sessions cannot be isolated.
-    Stress(crate::stress::StressArgs),
-}
-
-#[derive(Args)]
-pub struct ServeArgs {
-    /// Address to listen on. Loopback by default: requests are not authenticated.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
-    pub listen: std::net::SocketAddr,
-    #[command(flatten)]
-    pub supervisor: SupervisorArgs,
-}
-
-/// Where a client subcommand finds the server.
-#[derive(Args)]
-pub struct ServerUrl {
-    /// Base URL of `sessionvisor serve`.
-    #[arg(
-        long,
-        env = "SESSIONVISOR_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-}
-
-#[derive(Args)]
-pub struct InvokeArgs {
-    #[command(flatten)]
-    pub server: ServerUrl,
-    /// The session id; without it the server starts a new session and the id
-    /// is printed on stderr.
-    #[arg(long, value_name = "ID")]
-    pub session: Option<String>,
-    /// The event as JSON, or `-` (the default) to read it from stdin.
-    #[arg(value_name = "JSON", default_value = "-")]
-    pub payload: String,
-}
-
-#[derive(Args)]
-pub struct SessionsArgs {
-    #[command(flatten)]
-    pub server: ServerUrl,
-    /// Print the server's JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Args)]
-pub struct StopArgs {
-    #[command(flatten)]
-    pub server: ServerUrl,
-    #[arg(long, value_name = "ID")]
-    pub session: String,
-}
-
-#[derive(Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub supervisor: SupervisorArgs,
-}
-
-#[derive(Args)]
-pub struct DoctorArgs {
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-    #[command(flatten)]
-    limits: LimitArgs,
-}
-
-#[derive(Args)]
-pub struct DemoArgs {
-    /// Python interpreter for the bundled echo agent.
-    #[arg(long, default_value = "python3")]
-    python: String,
-}
 
 /// Isolation of sessions from each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -291,7 +178,7 @@ impl SupervisorArgs {
 
     /// The session registry for these options: the launcher (sandbox proven by a
     /// probe) with the lifecycle policy and the session cap. `Err` explains why
-    /// sessions cannot be isolated; callers exit with [`EXIT_CANNOT_ISOLATE`].
+    /// sessions cannot be isolated; callers exit with [`EXIT_CANNOT_ISOLATE`](super::EXIT_CANNOT_ISOLATE).
     pub async fn registry(&self) -> Result<Registry, String> {
         let launcher = self.launcher().await?;
         Ok(Registry::new(launcher, self.policy(), self.max_sessions))
@@ -371,146 +258,11 @@ impl SupervisorArgs {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this
-/// is called, not when the future is first polled, so a signal that arrives
-/// while the supervisor is still starting is not lost.
-pub fn termination_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let streams = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = streams else {
-            tracing::warn!("cannot install signal handlers; SIGTERM will not shut down gracefully");
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-}
-
 /// How to start the Python handler host: `$SESSIONVISOR_HANDLER_HOST` when
 /// set (a file), else the copy embedded in this binary, passed with `-c`.
 fn handler_host_args() -> Vec<String> {
     match std::env::var_os("SESSIONVISOR_HANDLER_HOST") {
         Some(path) => vec![path.to_string_lossy().into_owned()],
         None => vec!["-c".to_string(), crate::assets::HANDLER_HOST.to_string()],
-    }
-}
-
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_CANNOT_ISOLATE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("sessionvisor: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => run(args).await,
-            Command::Doctor(args) => {
-                crate::doctor::run(args.json, args.state_dir, args.limits.limits()).await
-            }
-            Command::Demo(args) => crate::demo::run(&args.python).await,
-            Command::Serve(args) => serve(args).await,
-            Command::Invoke(args) => {
-                crate::client::invoke(&args.server.url, args.session, &args.payload).await
-            }
-            Command::Sessions(args) => crate::client::sessions(&args.server.url, args.json).await,
-            Command::Stop(args) => crate::client::stop(&args.server.url, &args.session).await,
-            Command::Stress(args) => crate::stress::run(args).await,
-        }
-    })
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-async fn run(args: RunArgs) -> ExitCode {
-    let shutdown = termination_signal();
-    let registry = match args.supervisor.registry().await {
-        Ok(registry) => registry,
-        Err(message) => {
-            eprintln!("sessionvisor: {message}");
-            return ExitCode::from(EXIT_CANNOT_ISOLATE);
-        }
-    };
-    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, crate::front::stdio_pipes::input());
-    let served = crate::front::stdio::serve(
-        registry,
-        stdin,
-        crate::front::stdio_pipes::output(),
-        args.supervisor.max_event_bytes,
-        shutdown,
-        args.supervisor.shutdown_grace,
-    );
-    match served.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("sessionvisor: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn serve(args: ServeArgs) -> ExitCode {
-    if !args.listen.ip().is_loopback() {
-        eprintln!(
-            "sessionvisor: WARNING: listening on {}, not loopback. Requests are not \
-             authenticated (AWS signatures are accepted and not verified): anyone who can \
-             reach this address can run events in every session.",
-            args.listen
-        );
-    }
-    // Bind first: a taken port is reported before any sandbox is set up.
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("sessionvisor: cannot listen on {}: {error}", args.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    let registry = match args.supervisor.registry().await {
-        Ok(registry) => registry,
-        Err(message) => {
-            eprintln!("sessionvisor: {message}");
-            return ExitCode::from(EXIT_CANNOT_ISOLATE);
-        }
-    };
-    let options = crate::front::http::HttpOptions {
-        max_event_bytes: args.supervisor.max_event_bytes,
-        shutdown_grace: args.supervisor.shutdown_grace,
-    };
-    match crate::front::http::serve(registry, listener, options, termination_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("sessionvisor: {error:#}");
-            ExitCode::FAILURE
-        }
     }
 }
