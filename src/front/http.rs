@@ -42,6 +42,8 @@ pub(crate) struct Front {
     health: health::Health,
     /// `--max-event-bytes`; the AWS routes also cap at the service's 100 MB.
     max_event_bytes: usize,
+    /// Bounds the request bodies held at once (see [`payload::BodyBudget`]).
+    body_budget: payload::BodyBudget,
 }
 
 /// How `serve` behaves.
@@ -87,6 +89,7 @@ pub async fn serve(
         registry: Arc::clone(&registry),
         health: health::Health::new(),
         max_event_bytes: options.max_event_bytes,
+        body_budget: payload::BodyBudget::new(options.max_event_bytes),
     });
     let app = router(front);
     let mut stdout = tokio::io::stdout();

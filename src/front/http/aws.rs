@@ -51,6 +51,8 @@ async fn invoke_agent_runtime(front: &Front, headers: &HeaderMap, body: Body) ->
         Err(error) => return error.into_response(),
     };
     let limit = front.max_event_bytes.min(AWS_MAX_PAYLOAD_BYTES);
+    // Held until the event is answered: its payload lives that long.
+    let _reserved = front.body_budget.reserve(headers, limit).await;
     match payload::read_event(headers, body, limit, Dialect::Aws).await {
         Ok(event) => invoke::invoke(front, Dialect::Aws, &ids, event).await,
         Err(error) => {

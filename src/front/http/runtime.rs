@@ -26,6 +26,11 @@ pub async fn invocations(
         Ok(ids) => ids,
         Err(error) => return error.into_response(),
     };
+    // Held until the event is answered: its payload lives that long.
+    let _reserved = front
+        .body_budget
+        .reserve(&headers, front.max_event_bytes)
+        .await;
     match payload::read_event(&headers, body, front.max_event_bytes, Dialect::Runtime).await {
         Ok(event) => invoke::invoke(&front, Dialect::Runtime, &ids, event).await,
         Err(error) => {
