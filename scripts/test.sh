@@ -14,6 +14,9 @@ if [ "$(id -u)" = 0 ] && [ -z "${SESSIONVISOR_TEST_RELOCATED:-}" ] \
   copy=/var/lib/sessionvisor-test
   echo "== $PWD is not reachable by unprivileged uids; testing from a copy in $copy =="
   mkdir -p "$copy" && chmod 0755 "$copy"
+  # A fresh copy of the tree (files deleted here must not linger there); the
+  # build directory is kept to spare a rebuild.
+  find "$copy" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
   tar --exclude=./target -cf - . | (cd "$copy" && tar -xf -)
   chmod -R go+rX "$copy"
   export CARGO_TARGET_DIR="$copy/target" SESSIONVISOR_TEST_RELOCATED=1
