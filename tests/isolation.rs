@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use sessionvisor::stress::descendants;
 use std::time::Duration;
 
 fn ab_tmp_story(mode: Mode, worker: Vec<String>) {

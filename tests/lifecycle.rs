@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use sessionvisor::stress::descendants;
 use std::time::Duration;
 
 fn control(op: &str, session: Option<&str>) -> Value {

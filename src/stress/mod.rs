@@ -24,6 +24,9 @@
 mod args;
 mod driver;
 mod memory;
+
+/// Every descendant of a process, from /proc (also used by the tests).
+pub use memory::descendants;
 mod pace;
 mod plan;
 mod progress;

@@ -285,39 +285,6 @@ pub fn run_batch(
     )
 }
 
-/// Host pids of every descendant of `pid`.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents = std::collections::HashMap::<u32, Vec<u32>>::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // The command name may hold spaces or parentheses; fields resume after the last ')'.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        if let Some(ppid) = after.split(' ').nth(1).and_then(|p| p.parse().ok()) {
-            parents.entry(ppid).or_default().push(child);
-        }
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![pid];
-    while let Some(next) = stack.pop() {
-        for &child in parents.get(&next).map(Vec::as_slice).unwrap_or(&[]) {
-            found.push(child);
-            stack.push(child);
-        }
-    }
-    found
-}
-
 /// Whether `pid` is still a live (not zombie) process.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
